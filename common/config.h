@@ -47,7 +47,9 @@ struct cf_config;
  * environ), applies defaults and checks types and bounds. A variable that starts with
  * CASEFLOW_ but is not in the table is an error too (a typo must not pass silently).
  * On success *out is a new config the caller frees with cf_config_free(); on failure *out is
- * NULL, the status is CF_ECONFIG and errbuf names the key and what is wrong with it. */
+ * NULL, the status is CF_ECONFIG and errbuf names the key and what is wrong with it (CF_ENOMEM if
+ * memory runs out, CF_EINVAL if table or out is NULL). envp may be NULL (an empty environment).
+ * errbuf never contains a STRING value: those may be secrets. */
 cf_status cf_config_load(const struct cf_config_entry *table, size_t n, char *const *envp,
                          struct cf_config **out, char *errbuf, size_t errlen);
 

@@ -37,6 +37,12 @@ struct cf_log_field {
     long long n;
 };
 
+/* Longest line written, newline included (PIPE_BUF on Linux, so one write to a pipe is atomic);
+ * a longer line loses its last fields and gets "truncated":true. An ERR value is cut after
+ * CF_LOG_ERR_MAX bytes of input, on a UTF-8 character boundary. */
+#define CF_LOG_LINE_MAX 4096
+#define CF_LOG_ERR_MAX 512
+
 #define CF_LOG_ID(key, value)                                                                    \
     ((struct cf_log_field){"" key "", CF_LOG_FIELD_ID, (value), 0})
 #define CF_LOG_INT(key, value)                                                                   \
