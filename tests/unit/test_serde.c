@@ -20,18 +20,9 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "avro_serde.h"
 #include "schema.h"
 #include "topics.h"
+#include "sample_json.h"
 
 static char err[1024];
-
-/* xorshift: deterministic "random" data, so a failure can be reproduced. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static struct cf_schema *load(const char *name)
 {
@@ -40,72 +31,6 @@ static struct cf_schema *load(const char *name)
     if (st != CF_OK)
         fail_msg("load %s: %s", name, err);
     return s;
-}
-
-/* A valid JSON document for a type, in the canonical form cf_avro_to_json writes; with
- * fill_optional, unions take their last branch (the value), else their first (null). */
-static json_t *sample(const struct cf_schema *s, const json_t *type, bool fill_optional)
-{
-    const char *logical;
-    type = cf_schema_resolve(s, type);
-    switch (cf_schema_kind(type, &logical)) {
-    case AVRO_NULL: return json_null();
-    case AVRO_BOOLEAN: return json_boolean(rnd() & 1);
-    case AVRO_INT32:
-        if (logical != NULL && strcmp(logical, "date") == 0) {
-            char buf[40];
-            cf_avro_format_millis((int64_t)(rnd() % 40000) * 86400000, buf, sizeof(buf));
-            buf[10] = '\0';
-            return json_string(buf);
-        }
-        return json_integer((json_int_t)(rnd() % 2000) - 1000);
-    case AVRO_INT64:
-        if (logical != NULL && strcmp(logical, "timestamp-millis") == 0) {
-            char buf[40];
-            cf_avro_format_millis((int64_t)(rnd() % 4000000000000ull), buf, sizeof(buf));
-            return json_string(buf);
-        }
-        return json_integer((json_int_t)(rnd() % 1000000000000ull));
-    case AVRO_FLOAT: return json_real(1.5);
-    case AVRO_DOUBLE: return json_real(2.25 + (double)(rnd() % 100));
-    case AVRO_STRING: {
-        char buf[48];
-        (void)snprintf(buf, sizeof(buf), "s%llu-\xC3\xA9\xE2\x82\xAC", (unsigned long long)(rnd() % 1000));
-        return json_string(buf);
-    }
-    case AVRO_ENUM: {
-        const json_t *symbols = json_object_get(type, "symbols");
-        return json_incref(json_array_get(symbols, rnd() % json_array_size(symbols)));
-    }
-    case AVRO_RECORD: {
-        json_t *obj = json_object();
-        size_t i;
-        const json_t *field;
-        json_array_foreach(json_object_get(type, "fields"), i, field) {
-            json_object_set_new(obj, json_string_value(json_object_get(field, "name")),
-                                sample(s, json_object_get(field, "type"), fill_optional));
-        }
-        return obj;
-    }
-    case AVRO_ARRAY: {
-        json_t *arr = json_array();
-        size_t n = fill_optional ? 1 + rnd() % 3 : 0;
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, sample(s, json_object_get(type, "items"), fill_optional));
-        return arr;
-    }
-    case AVRO_MAP: {
-        json_t *obj = json_object();
-        if (fill_optional)
-            json_object_set_new(obj, "k1", sample(s, json_object_get(type, "values"), true));
-        return obj;
-    }
-    case AVRO_UNION:
-        return sample(s, json_array_get(type, fill_optional ? json_array_size(type) - 1 : 0),
-                      fill_optional);
-    default: fail_msg("unexpected type in schema %s", cf_schema_name(s));
-    }
-    return NULL;
 }
 
 static void encode(const struct cf_schema *s, const json_t *json, unsigned char **buf,
@@ -149,7 +74,7 @@ static void test_round_trip_every_schema(void **state)
     for (size_t i = 0; i < n; i++) {
         struct cf_schema *s = load(topics[i].schema_name);
         for (int fill = 0; fill < 2; fill++) {
-            json_t *in = sample(s, cf_schema_root(s), fill), *out;
+            json_t *in = cf_test_sample_json(s, cf_schema_root(s), fill), *out;
             unsigned char *buf;
             size_t len;
             encode(s, in, &buf, &len);
@@ -283,7 +208,7 @@ static void test_old_record_read_with_evolved_schema(void **state)
     const struct cf_topic *topics = cf_topics_all(&n);
     for (size_t i = 0; i < n; i++) {
         struct cf_schema *v1 = load(topics[i].schema_name), *v2 = evolve(v1);
-        json_t *old = sample(v1, cf_schema_root(v1), true);
+        json_t *old = cf_test_sample_json(v1, cf_schema_root(v1), true);
         unsigned char *buf, *buf2;
         size_t len, len2;
         encode(v1, old, &buf, &len);
@@ -369,7 +294,7 @@ static void test_wire_format_errors(void **state)
 {
     (void)state;
     struct cf_schema *s = load("caseflow.event.CaseOpened");
-    json_t *in = sample(s, cf_schema_root(s), true);
+    json_t *in = cf_test_sample_json(s, cf_schema_root(s), true);
     unsigned char *good;
     size_t len;
     encode(s, in, &good, &len);
@@ -434,7 +359,7 @@ static void test_random_records_leave_memory_flat(void **state)
 {
     (void)state;
     struct cf_schema *s = load("caseflow.event.CaseOpened");
-    json_t *in = sample(s, cf_schema_root(s), true);
+    json_t *in = cf_test_sample_json(s, cf_schema_root(s), true);
     unsigned char *good, buf[2048];
     size_t len, decoded = 0;
     long heap_start = 0, vm_start = 0;
@@ -449,19 +374,19 @@ static void test_random_records_leave_memory_flat(void **state)
         }
         switch (i % 3) {
         case 0: /* random bytes behind a valid header */
-            n = CF_SERDE_HEADER_LEN + rnd() % 600;
+            n = CF_SERDE_HEADER_LEN + cf_test_rand() % 600;
             for (size_t k = 0; k < n; k++)
-                buf[k] = (unsigned char)rnd();
+                buf[k] = (unsigned char)cf_test_rand();
             memcpy(buf, good, CF_SERDE_HEADER_LEN);
             break;
         case 1: /* a valid record with a few bytes changed */
             n = len;
             memcpy(buf, good, len);
             for (int k = 0; k < 4; k++)
-                buf[CF_SERDE_HEADER_LEN + rnd() % (len - CF_SERDE_HEADER_LEN)] = (unsigned char)rnd();
+                buf[CF_SERDE_HEADER_LEN + cf_test_rand() % (len - CF_SERDE_HEADER_LEN)] = (unsigned char)cf_test_rand();
             break;
         default: /* a valid record cut short */
-            n = CF_SERDE_HEADER_LEN + rnd() % (len - CF_SERDE_HEADER_LEN);
+            n = CF_SERDE_HEADER_LEN + cf_test_rand() % (len - CF_SERDE_HEADER_LEN);
             memcpy(buf, good, n);
         }
         cf_status st = decode_status(s, buf, n);
