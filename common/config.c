@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define CASEFLOW_PREFIX "CASEFLOW_"
 #define KAFKA_PREFIX "KAFKA_"
 
@@ -341,11 +343,12 @@ cf_status cf_config_load(const struct cf_config_entry *table, size_t n, char *co
             if (st != CF_OK)
                 goto out;
         } else if (starts_with(var, len, CASEFLOW_PREFIX)) {
-            st = cf_fail(errbuf, errlen, CF_ECONFIG,
-                         "%.*s: unknown variable; this program reads no such setting "
-                         "(check the spelling)",
-                         shown, var);
-            goto out;
+            /* Not an error: one environment (a shell, an env file) serves every caseflow
+             * program and deploy/stack, and each reads only its own keys. A warning still
+             * shows a misspelt key. */
+            char name[NAME_ECHO_MAX + 1];
+            (void)snprintf(name, sizeof(name), "%.*s", shown, var);
+            CF_LOG(CF_LOG_WARN, "config_variable_ignored", CF_LOG_ID("name", name));
         }
     }
 

@@ -45,7 +45,8 @@ struct cf_config;
 
 /* Reads every entry of table[0..n) from envp (a NULL-terminated "NAME=value" array such as
  * environ), applies defaults and checks types and bounds. A variable that starts with
- * CASEFLOW_ but is not in the table is an error too (a typo must not pass silently).
+ * CASEFLOW_ but is not in the table is logged as a warning, not refused: one environment
+ * serves several programs and deploy/stack, and each reads only its own keys.
  * On success *out is a new config the caller frees with cf_config_free(); on failure *out is
  * NULL, the status is CF_ECONFIG and errbuf names the key and what is wrong with it (CF_ENOMEM if
  * memory runs out, CF_EINVAL if table or out is NULL). envp may be NULL (an empty environment).

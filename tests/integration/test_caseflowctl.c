@@ -1,0 +1,725 @@
+/* test_caseflowctl.c — the operator CLI against the real stack (deploy/stack up): topics,
+ * schemas, producing the sample inquiries and reading them back with tail, dead letters,
+ * rejected files and a clean stop on SIGTERM.
+ *
+ * caseflowctl runs as a child process exactly as an operator runs it; every wait is bounded
+ * and a child that overstays is killed. The tests run in order: the first ones create the
+ * topics and subjects the later ones use. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "avro_serde.h"
+#include "cloudevents.h"
+#include "dlq.h"
+#include "kafka.h"
+#include "registry.h"
+#include "topics.h"
+#include "uuid.h"
+
+#define CTL CF_BINARY_DIR "/tools/caseflowctl/caseflowctl"
+#define SAMPLES CF_TESTS_DIR "/../deploy/samples"
+#define REGISTRY_URL "http://127.0.0.1:18081/apis/ccompat/v7"
+
+/* Bounds on every wait. */
+#define RUN_TIMEOUT_MS 60000
+#define TAIL_IDLE_MS "3000"
+#define OUTPUT_CAP (32u * 1024u * 1024u)
+
+extern char **environ;
+
+/* ---- running caseflowctl ------------------------------------------------------------------ */
+
+struct child {
+    pid_t pid;
+    int out_fd, err_fd;
+};
+
+struct result {
+    int status; /* exit code; 128 + signal if killed by one; -1 if it had to be killed */
+    char *out;  /* stdout, NUL-terminated */
+    char *err;  /* stderr */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Starts caseflowctl with args (NULL-terminated, without the program), stdin from stdin_path
+ * (NULL: /dev/null) and the environment plus extra_env ("NAME=value", NULL-terminated, may be
+ * NULL). The environment is built before fork: after it the child only calls async-signal-safe
+ * functions, as librdkafka threads may live in this process. */
+static struct child spawn(const char *const *args, const char *stdin_path,
+                          const char *const *extra_env)
+{
+    struct child c = {-1, -1, -1};
+    int out[2], err[2];
+    const char *argv[32];
+    const char *envp[512];
+    size_t n = 0, e = 0;
+
+    argv[n++] = CTL;
+    for (size_t i = 0; args[i] != NULL; i++) {
+        assert_true(n < 31);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    for (size_t i = 0; environ[i] != NULL && e < 400; i++)
+        envp[e++] = environ[i];
+    for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL; i++) {
+        assert_true(e < 510);
+        envp[e++] = extra_env[i];
+    }
+    envp[e] = NULL;
+
+    int in = open(stdin_path != NULL ? stdin_path : "/dev/null", O_RDONLY);
+    assert_true(in >= 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in, 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(in);
+        close(out[0]);
+        close(out[1]);
+        close(err[0]);
+        close(err[1]);
+        execve(CTL, (char *const *)argv, (char *const *)envp);
+        _exit(127);
+    }
+    close(in);
+    close(out[1]);
+    close(err[1]);
+    c.pid = pid;
+    c.out_fd = out[0];
+    c.err_fd = err[0];
+    return c;
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+    assert_true(*len + n < OUTPUT_CAP);
+    char *nbuf = realloc(*buf, *len + n + 1);
+    assert_non_null(nbuf);
+    memcpy(nbuf + *len, data, n);
+    *len += n;
+    nbuf[*len] = '\0';
+    *buf = nbuf;
+}
+
+/* Reads the child's output until it closes both pipes and exits, at most timeout_ms; a child
+ * still running then is killed and reported as status -1. */
+static struct result collect(struct child c, int timeout_ms)
+{
+    struct result r = {-1, NULL, NULL};
+    size_t out_len = 0, err_len = 0;
+    int64_t deadline = now_ms() + timeout_ms;
+    bool timed_out = false;
+    char buf[65536];
+
+    append(&r.out, &out_len, "", 0);
+    append(&r.err, &err_len, "", 0);
+    while (c.out_fd >= 0 || c.err_fd >= 0) {
+        struct pollfd fds[2] = {{c.out_fd, POLLIN, 0}, {c.err_fd, POLLIN, 0}};
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        int pr = poll(fds, 2, (int)(left < 200 ? left : 200));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        assert_true(pr >= 0);
+        for (int k = 0; k < 2; k++) {
+            if (fds[k].fd < 0 || fds[k].revents == 0)
+                continue;
+            ssize_t got = read(fds[k].fd, buf, sizeof(buf));
+            if (got > 0) {
+                if (k == 0)
+                    append(&r.out, &out_len, buf, (size_t)got);
+                else
+                    append(&r.err, &err_len, buf, (size_t)got);
+            } else if (got == 0 || errno != EINTR) {
+                close(fds[k].fd);
+                if (k == 0)
+                    c.out_fd = -1;
+                else
+                    c.err_fd = -1;
+            }
+        }
+    }
+    if (c.out_fd >= 0)
+        close(c.out_fd);
+    if (c.err_fd >= 0)
+        close(c.err_fd);
+
+    int wstatus = 0;
+    for (;;) {
+        pid_t w = waitpid(c.pid, &wstatus, WNOHANG);
+        if (w == c.pid)
+            break;
+        assert_true(w == 0 || errno == EINTR);
+        if (timed_out || now_ms() > deadline) {
+            timed_out = true;
+            kill(c.pid, SIGKILL);
+            waitpid(c.pid, &wstatus, 0);
+            break;
+        }
+        sleep_ms(20);
+    }
+    if (timed_out)
+        r.status = -1;
+    else if (WIFEXITED(wstatus))
+        r.status = WEXITSTATUS(wstatus);
+    else if (WIFSIGNALED(wstatus))
+        r.status = 128 + WTERMSIG(wstatus);
+    if (r.err[0] != '\0')
+        print_message("caseflowctl stderr:\n%s", r.err);
+    return r;
+}
+
+static struct result run_full(const char *const *args, const char *stdin_path,
+                              const char *const *extra_env)
+{
+    return collect(spawn(args, stdin_path, extra_env), RUN_TIMEOUT_MS);
+}
+
+static struct result run(const char *const *args) { return run_full(args, NULL, NULL); }
+
+static void result_free(struct result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* ---- JSON helpers ------------------------------------------------------------------------- */
+
+/* Every stdout line parsed as JSON, in order (an array the caller decrefs). */
+static json_t *json_lines(const char *text)
+{
+    json_t *lines = json_array();
+    const char *p = text;
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl); /* every line ends with a newline */
+        json_error_t jerr;
+        json_t *line = json_loadb(p, (size_t)(nl - p), 0, &jerr);
+        if (line == NULL)
+            fail_msg("not a JSON line (%s): %.*s", jerr.text, (int)(nl - p), p);
+        json_array_append_new(lines, line);
+        p = nl + 1;
+    }
+    return lines;
+}
+
+static size_t count_lines(const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text; *p != '\0'; p++)
+        n += *p == '\n';
+    return n;
+}
+
+static const char *str_at(const json_t *obj, const char *k1, const char *k2)
+{
+    const json_t *v = json_object_get(obj, k1);
+    if (k2 != NULL)
+        v = json_object_get(v, k2);
+    return json_string_value(v);
+}
+
+static bool is_default(const json_t *v)
+{
+    return json_is_null(v) || json_is_false(v) || (json_is_array(v) && json_array_size(v) == 0) ||
+           (json_is_object(v) && json_object_size(v) == 0);
+}
+
+/* Asserts that actual is expected with the schema's defaults applied: every member expected
+ * gives is equal in actual, and every member it leaves out has a default value in actual
+ * (all defaults in schemas/ are null, false, [] or {}). */
+static void assert_json_with_defaults(const json_t *expected, const json_t *actual,
+                                      const char *path)
+{
+    char sub[512];
+    if (json_is_object(expected)) {
+        const char *k;
+        const json_t *v;
+        if (!json_is_object(actual))
+            fail_msg("%s: expected an object", path);
+        json_object_foreach((json_t *)expected, k, v) {
+            snprintf(sub, sizeof(sub), "%s.%s", path, k);
+            if (json_object_get(actual, k) == NULL)
+                fail_msg("%s: missing in the decoded record", sub);
+            assert_json_with_defaults(v, json_object_get(actual, k), sub);
+        }
+        json_object_foreach((json_t *)actual, k, v) {
+            if (json_object_get(expected, k) == NULL && !is_default(v))
+                fail_msg("%s.%s: not in the sample, yet not a default value", path, k);
+        }
+    } else if (json_is_array(expected)) {
+        if (!json_is_array(actual) || json_array_size(actual) != json_array_size(expected))
+            fail_msg("%s: array differs in length", path);
+        for (size_t i = 0; i < json_array_size(expected); i++) {
+            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+            assert_json_with_defaults(json_array_get(expected, i), json_array_get(actual, i),
+                                      sub);
+        }
+    } else if (!json_equal((json_t *)expected, (json_t *)actual)) {
+        char *a = json_dumps(actual, JSON_ENCODE_ANY), *e = json_dumps(expected, JSON_ENCODE_ANY);
+        print_message("%s: expected %s, got %s\n", path, e, a);
+        free(a);
+        free(e);
+        fail_msg("%s differs", path);
+    }
+}
+
+static json_t *load_json(const char *path)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        fail_msg("%s: %s", path, jerr.text);
+    return j;
+}
+
+/* A temporary file holding text; the caller unlinks it. */
+static void write_temp(char *path, size_t len, const char *text)
+{
+    snprintf(path, len, "/tmp/caseflowctl-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = strlen(text);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+static void write_temp_json(char *path, size_t len, const json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2));
+    assert_non_null(text);
+    write_temp(path, len, text);
+    free(text);
+}
+
+static void new_uuid(char out[CF_UUID_LEN + 1]) { assert_int_equal(cf_uuid_v4(out), CF_OK); }
+
+/* Records of topic whose key (or meta.case_id) is id, read from the beginning until the topic
+ * stays idle. */
+static json_t *tail_case(const char *topic, const char *id)
+{
+    const char *args[] = {"tail",   topic, "--from-beginning", "--case", id, "--idle-exit-ms",
+                          TAIL_IDLE_MS, NULL};
+    struct result r = run(args);
+    assert_int_equal(r.status, 0);
+    json_t *lines = json_lines(r.out);
+    result_free(&r);
+    return lines;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_usage_and_config_errors(void **state)
+{
+    (void)state;
+    const char *none[] = {NULL};
+    struct result r = run(none);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "usage"));
+    result_free(&r);
+
+    const char *help[] = {"--help", NULL};
+    r = run(help);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "topics create"));
+    assert_non_null(strstr(r.out, "tail TOPIC"));
+    assert_non_null(strstr(r.out, "CASEFLOW_TOPIC_PARTITIONS=3"));
+    assert_non_null(strstr(r.out, "CASEFLOW_REGISTRY_URL="));
+    result_free(&r);
+
+    const char *unknown[] = {"frobnicate", NULL};
+    r = run(unknown);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "unknown command"));
+    result_free(&r);
+
+    const char *bad_max[] = {"tail", "caseflow.case.opened", "--max", "many", NULL};
+    r = run(bad_max);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--max"));
+    result_free(&r);
+
+    /* A bad setting is refused before anything is contacted, naming the key. */
+    const char *create[] = {"topics", "create", NULL};
+    const char *bad_env[] = {"CASEFLOW_TOPIC_PARTITIONS=0", NULL};
+    r = run_full(create, NULL, bad_env);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "CASEFLOW_TOPIC_PARTITIONS"));
+    assert_string_equal(r.out, "");
+    result_free(&r);
+}
+
+static void test_topics_create_twice(void **state)
+{
+    (void)state;
+    size_t ntopics;
+    const struct cf_topic *topics = cf_topics_all(&ntopics);
+    const char *args[] = {"topics", "create", NULL};
+    for (int round = 0; round < 2; round++) {
+        struct result r = run(args);
+        assert_int_equal(r.status, 0);
+        assert_int_equal(count_lines(r.out), ntopics + 5);
+        for (size_t i = 0; i < ntopics; i++) {
+            char want[256];
+            const char *line = strstr(r.out, topics[i].name);
+            assert_non_null(line);
+            const char *eol = strchr(line, '\n');
+            snprintf(want, sizeof(want), "%s",
+                     topics[i].compacted ? "cleanup.policy=compact retention=forever"
+                                         : "cleanup.policy=delete  retention=30 days");
+            const char *found = strstr(line, want);
+            if (found == NULL || found > eol)
+                fail_msg("%s: line lacks \"%s\": %.*s", topics[i].name, want,
+                         (int)(eol - line), line);
+        }
+        const char *services[] = {"intake", "validation", "assignment", "scheduler", "notifier"};
+        for (size_t i = 0; i < 5; i++) {
+            char name[64];
+            snprintf(name, sizeof(name), "caseflow.dlq.%s ", services[i]);
+            const char *line = strstr(r.out, name);
+            assert_non_null(line);
+            const char *eol = strchr(line, '\n');
+            const char *found = strstr(line, "cleanup.policy=delete  retention=90 days");
+            assert_true(found != NULL && found < eol);
+        }
+        result_free(&r);
+    }
+}
+
+static void test_schemas_register(void **state)
+{
+    (void)state;
+    size_t ntopics;
+    const struct cf_topic *topics = cf_topics_all(&ntopics);
+    const char *args[] = {"schemas", "register", NULL};
+    struct result r = run(args);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(count_lines(r.out), ntopics);
+    const char *p = r.out;
+    for (size_t i = 0; i < ntopics; i++) {
+        char subject[256];
+        int id = 0, used = 0;
+        snprintf(subject, sizeof(subject), "%s-value ", topics[i].name);
+        assert_memory_equal(p, subject, strlen(subject));
+        assert_int_equal(sscanf(p + strlen(subject), "%d\n%n", &id, &used), 1);
+        assert_true(id > 0);
+        p = strchr(p, '\n') + 1;
+    }
+    result_free(&r);
+}
+
+/* Produces a sample (the last one through stdin) and finds it with tail. */
+static void check_sample(const char *path, bool via_stdin)
+{
+    json_t *sample = load_json(path);
+    const char *inquiry_id = str_at(sample, "inquiry_id", NULL);
+    assert_non_null(inquiry_id);
+    assert_true(cf_uuid_valid(inquiry_id));
+
+    const char *file_args[] = {"produce", "caseflow.inquiry.submitted", path, NULL};
+    const char *stdin_args[] = {"produce", "caseflow.inquiry.submitted", "-", NULL};
+    struct result r = via_stdin ? run_full(stdin_args, path, NULL) : run(file_args);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(count_lines(r.out), 1);
+    json_t *produced = json_lines(r.out);
+    result_free(&r);
+    const json_t *p = json_array_get(produced, 0);
+    assert_string_equal(str_at(p, "topic", NULL), "caseflow.inquiry.submitted");
+    assert_string_equal(str_at(p, "key", NULL), inquiry_id);
+    const char *event_id = str_at(p, "event_id", NULL);
+    assert_non_null(event_id);
+    assert_true(cf_uuid_valid(event_id));
+
+    json_t *lines = tail_case("caseflow.inquiry.submitted", inquiry_id);
+    const json_t *mine = NULL;
+    size_t i;
+    const json_t *line;
+    json_array_foreach(lines, i, line) {
+        /* --case keeps only this inquiry's records (it may have been produced before). */
+        assert_string_equal(str_at(line, "key", NULL), inquiry_id);
+        /* Older runs' records may have been written under a registry that has since been
+         * reset; they show up with "error" and are not this run's. */
+        const char *id = str_at(json_object_get(line, "value"), "meta", "event_id");
+        if (id != NULL && strcmp(id, event_id) == 0)
+            mine = line;
+    }
+    if (mine == NULL)
+        fail_msg("%s: event %s not found by tail (%zu lines)", path, event_id,
+                 json_array_size(lines));
+
+    const json_t *headers = json_object_get(mine, "headers");
+    const json_t *value = json_object_get(mine, "value");
+    assert_string_equal(str_at(mine, "topic", NULL), "caseflow.inquiry.submitted");
+    assert_true(json_is_integer(json_object_get(mine, "partition")));
+    assert_true(json_is_integer(json_object_get(mine, "offset")));
+    assert_string_equal(str_at(headers, "ce_type", NULL), "caseflow.event.InquirySubmitted");
+    assert_string_equal(str_at(headers, "ce_id", NULL), str_at(value, "meta", "event_id"));
+    assert_string_equal(str_at(headers, "ce_specversion", NULL), "1.0");
+    assert_string_equal(str_at(headers, "ce_source", NULL), "/caseflow/caseflowctl");
+    assert_string_equal(str_at(headers, "content-type", NULL), "application/avro");
+    assert_string_equal(str_at(headers, "ce_time", NULL), str_at(value, "meta", "occurred_at"));
+
+    const json_t *meta = json_object_get(value, "meta");
+    assert_non_null(strstr(str_at(meta, "producer", NULL), "caseflowctl/"));
+    assert_string_equal(str_at(meta, "correlation_id", NULL), inquiry_id);
+    assert_true(json_is_null(json_object_get(meta, "case_id")));
+    assert_true(json_is_null(json_object_get(meta, "causation_id")));
+    assert_int_equal(json_object_size(value), 2);
+
+    assert_json_with_defaults(sample, json_object_get(value, "inquiry"), "$.inquiry");
+
+    json_decref(lines);
+    json_decref(produced);
+    json_decref(sample);
+}
+
+static void test_produce_and_tail_samples(void **state)
+{
+    (void)state;
+    glob_t g;
+    assert_int_equal(glob(SAMPLES "/inquiry-*.json", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= 3);
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        check_sample(g.gl_pathv[i], i == g.gl_pathc - 1);
+    globfree(&g);
+}
+
+static void test_tail_max(void **state)
+{
+    (void)state;
+    const char *args[] = {"tail", "caseflow.inquiry.submitted", "--from-beginning", "--max",
+                          "2", NULL};
+    struct result r = run(args);
+    assert_int_equal(r.status, 0);
+    json_t *lines = json_lines(r.out);
+    assert_int_equal(json_array_size(lines), 2);
+    json_decref(lines);
+    result_free(&r);
+}
+
+static void test_produce_rejects_bad_files(void **state)
+{
+    (void)state;
+    char path[64];
+    struct result r;
+
+    /* Malformed JSON: the file, line and column; no record. */
+    write_temp(path, sizeof(path), "{\n  \"inquiry_id\": \"x\",\n  \"channel\": WEB\n}\n");
+    const char *args[] = {"produce", "caseflow.inquiry.submitted", path, NULL};
+    r = run(args);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, path));
+    assert_non_null(strstr(r.err, ":3:"));
+    assert_non_null(strstr(r.err, "invalid JSON"));
+    assert_string_equal(r.out, "");
+    result_free(&r);
+    unlink(path);
+
+    /* An unknown field in the second object of an array: the JSON path names it, and the valid
+     * first object is not produced either. */
+    char fresh_id[CF_UUID_LEN + 1];
+    new_uuid(fresh_id);
+    json_t *good = load_json(SAMPLES "/inquiry-en-cirrhosis.json");
+    json_object_set_new(good, "inquiry_id", json_string(fresh_id));
+    json_t *bad = json_deep_copy(good);
+    json_object_set_new(json_object_get(bad, "patient"), "nickname", json_string("Al"));
+    json_t *both = json_pack("[O, O]", good, bad);
+    write_temp_json(path, sizeof(path), both);
+    r = run(args);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, path));
+    assert_non_null(strstr(r.err, "$[1].patient.nickname"));
+    assert_non_null(strstr(r.err, "unknown field"));
+    /* The error names the field, never a value of the record. */
+    assert_null(strstr(r.err, "Example"));
+    assert_string_equal(r.out, "");
+    result_free(&r);
+    unlink(path);
+
+    json_t *lines = tail_case("caseflow.inquiry.submitted", fresh_id);
+    assert_int_equal(json_array_size(lines), 0);
+    json_decref(lines);
+
+    /* A wrong type in a nested field. */
+    json_object_set_new(json_object_get(good, "condition"), "meld_score", json_string("high"));
+    write_temp_json(path, sizeof(path), good);
+    r = run(args);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "$.condition.meld_score"));
+    result_free(&r);
+    unlink(path);
+
+    json_decref(both);
+    json_decref(bad);
+    json_decref(good);
+}
+
+/* A dead letter carries a copy of another topic's record: tail decodes it with the writer's
+ * schema from the registry and shows the dlq.* headers; an undecodable record before it is
+ * reported and the tail goes on. */
+static void test_tail_dead_letters(void **state)
+{
+    (void)state;
+    char err[1024];
+    char key[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1], marker[CF_UUID_LEN + 1];
+    struct cf_registry *registry = NULL;
+    struct cf_serde *serde = NULL;
+    struct cf_kafka_producer *producer = NULL;
+    unsigned char *wire = NULL;
+    size_t wire_len = 0;
+    struct cf_cloudevent ce;
+    struct cf_dlq_record dlq;
+
+    new_uuid(key);
+    new_uuid(event_id);
+    new_uuid(marker);
+    json_t *inquiry = load_json(SAMPLES "/inquiry-es-fatty-liver.json");
+    json_object_set_new(inquiry, "inquiry_id", json_string(key));
+    json_t *record = json_pack("{s:{s:s, s:n, s:s, s:s, s:s, s:n}, s:O}", "meta", "event_id",
+                               event_id, "case_id", "occurred_at", "2026-11-24T09:30:00.000Z",
+                               "producer", "test/0", "correlation_id", key, "causation_id",
+                               "inquiry", inquiry);
+    assert_non_null(record);
+
+    assert_int_equal(cf_registry_new(REGISTRY_URL, 10000, &registry, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_serde_new(registry, NULL, &serde, err, sizeof(err)), CF_OK);
+    cf_status st = cf_serde_encode_json(serde, "caseflow.inquiry.submitted", record, &wire,
+                                        &wire_len, err, sizeof(err));
+    if (st != CF_OK)
+        fail_msg("encode: %s", err);
+    assert_int_equal(cf_cloudevent_from_json(&ce, "test", "caseflow.event.InquirySubmitted",
+                                             record, err, sizeof(err)),
+                     CF_OK);
+    const struct cf_kafka_record in = {
+        .topic = "caseflow.inquiry.submitted",
+        .partition = 1,
+        .offset = 42,
+        .key = key,
+        .key_len = strlen(key),
+        .value = wire,
+        .value_len = wire_len,
+        .headers = ce.headers,
+        .header_count = CF_CE_HEADER_COUNT,
+        .timestamp_ms = -1,
+    };
+    memset(&dlq, 0, sizeof(dlq));
+    assert_int_equal(cf_dlq_build(&in, "intake", "invalid_input", marker, 1795000000000LL, 0,
+                                  &dlq, err, sizeof(err)),
+                     CF_OK);
+
+    assert_int_equal(cf_kafka_producer_new(NULL, NULL, 30000, &producer, err, sizeof(err)),
+                     CF_OK);
+    st = cf_kafka_produce_sync(producer, "caseflow.dlq.intake", key, strlen(key), "not avro", 8,
+                               NULL, 0, 30000, err, sizeof(err));
+    if (st != CF_OK)
+        fail_msg("produce: %s", err);
+    st = cf_kafka_produce_sync(producer, dlq.topic, dlq.key, dlq.key_len, dlq.value,
+                               dlq.value_len, dlq.headers, dlq.header_count, 30000, err,
+                               sizeof(err));
+    if (st != CF_OK)
+        fail_msg("produce: %s", err);
+    cf_kafka_producer_free(producer);
+
+    json_t *lines = tail_case("caseflow.dlq.intake", key);
+    assert_int_equal(json_array_size(lines), 2);
+    const json_t *broken = json_array_get(lines, 0);
+    const json_t *letter = json_array_get(lines, 1);
+
+    assert_string_equal(str_at(broken, "key", NULL), key);
+    assert_non_null(str_at(broken, "error", NULL));
+    assert_null(json_object_get(broken, "value"));
+
+    const json_t *headers = json_object_get(letter, "headers");
+    assert_string_equal(str_at(letter, "topic", NULL), "caseflow.dlq.intake");
+    assert_string_equal(str_at(headers, "dlq.reason", NULL), "invalid_input");
+    assert_string_equal(str_at(headers, "dlq.error", NULL), marker);
+    assert_string_equal(str_at(headers, "dlq.source.topic", NULL), "caseflow.inquiry.submitted");
+    assert_string_equal(str_at(headers, "dlq.source.partition", NULL), "1");
+    assert_string_equal(str_at(headers, "dlq.source.offset", NULL), "42");
+    assert_string_equal(str_at(headers, "dlq.service", NULL), "intake");
+    assert_string_equal(str_at(headers, "ce_type", NULL), "caseflow.event.InquirySubmitted");
+    assert_string_equal(str_at(headers, "ce_id", NULL), event_id);
+    const json_t *value = json_object_get(letter, "value");
+    assert_string_equal(str_at(value, "meta", "event_id"), event_id);
+    assert_json_with_defaults(inquiry, json_object_get(value, "inquiry"), "$.inquiry");
+
+    json_decref(lines);
+    cf_dlq_record_clear(&dlq);
+    free(wire);
+    cf_serde_free(serde);
+    cf_registry_free(registry);
+    json_decref(record);
+    json_decref(inquiry);
+}
+
+static void test_tail_stops_on_sigterm(void **state)
+{
+    (void)state;
+    const char *args[] = {"tail", "caseflow.inquiry.submitted", NULL};
+    struct child c = spawn(args, NULL, NULL);
+    sleep_ms(1500);
+    assert_int_equal(kill(c.pid, SIGTERM), 0);
+    int64_t start = now_ms();
+    struct result r = collect(c, 15000);
+    assert_int_equal(r.status, 0);
+    assert_true(now_ms() - start < 10000);
+    result_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_and_config_errors),
+        cmocka_unit_test(test_topics_create_twice),
+        cmocka_unit_test(test_schemas_register),
+        cmocka_unit_test(test_produce_and_tail_samples),
+        cmocka_unit_test(test_tail_max),
+        cmocka_unit_test(test_produce_rejects_bad_files),
+        cmocka_unit_test(test_tail_dead_letters),
+        cmocka_unit_test(test_tail_stops_on_sigterm),
+    };
+    /* A child's stdout closing early must not kill the test. */
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,61 @@
+/* ctl.h — what caseflowctl's command files share: the run context, exit codes, the one-line
+ * error report and the registry/serde pair most commands need.
+ *
+ * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c) and has one
+ * entry point, ctl_<group>_<verb>(ctl, argc, argv), which returns the process exit code. argv[0]
+ * is the last word of the command ("create", "tail", ...), so argument parsing starts at 1. */
+#ifndef CF_CTL_H
+#define CF_CTL_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "avro_serde.h"
+#include "config.h"
+#include "registry.h"
+
+#ifndef CF_VERSION
+#define CF_VERSION "0.0.0"
+#endif
+
+/* Exit codes. */
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_FAIL 1  /* a runtime failure: a server, a file, a record */
+#define CTL_EXIT_USAGE 2 /* wrong arguments or configuration */
+
+/* Longest error text kept from a library call. */
+#define CTL_ERR_MAX 1024
+
+struct ctl {
+    const struct cf_config *config;       /* borrowed from main */
+    const volatile sig_atomic_t *stop;    /* set by SIGINT/SIGTERM */
+    int kafka_timeout_ms;                 /* CASEFLOW_KAFKA_TIMEOUT_MS */
+};
+
+/* Prints "caseflowctl: <message>" as one line on stderr. The message must not carry personal
+ * data: name files, topics, fields and JSON paths, never record values. */
+void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Creates the registry client and topic codec from the config (CASEFLOW_REGISTRY_URL,
+ * CASEFLOW_REGISTRY_TIMEOUT_MS, CASEFLOW_SCHEMA_DIR). No request is made yet. On success both
+ * are the caller's: free with ctl_serde_close. On failure both are NULL and errbuf says why. */
+cf_status ctl_serde_open(const struct ctl *ctl, struct cf_registry **registry,
+                         struct cf_serde **serde, char *errbuf, size_t errlen);
+
+/* Frees what ctl_serde_open made (the serde first: it borrows the registry). NULL-safe. */
+void ctl_serde_close(struct cf_registry *registry, struct cf_serde *serde);
+
+/* Parses a decimal integer in [min, max] with nothing after it. Returns 0 on success, -1
+ * otherwise (*out untouched). */
+int ctl_parse_int(const char *text, long long min, long long max, long long *out);
+
+/* True if arg is "-h" or "--help". */
+int ctl_is_help(const char *arg);
+
+/* Command entry points; each returns an exit code (CTL_EXIT_*). */
+int ctl_topics_create(const struct ctl *ctl, int argc, char **argv);
+int ctl_schemas_register(const struct ctl *ctl, int argc, char **argv);
+int ctl_tail(const struct ctl *ctl, int argc, char **argv);
+int ctl_produce(const struct ctl *ctl, int argc, char **argv);
+
+#endif

@@ -1,0 +1,212 @@
+/* main.c — caseflowctl, the operator CLI (DESIGN.md §4): argument dispatch, configuration,
+ * logging and signals. The commands live in topics.c, schemas.c, tail.c and produce.c. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "log.h"
+
+/* POSIX: the application declares environ itself. */
+extern char **environ;
+
+/* The process's only mutable global: set by SIGINT/SIGTERM, polled by long-running commands
+ * (tail) between waits of at most 500 ms. */
+static volatile sig_atomic_t stop_requested;
+
+static const struct cf_config_entry config_table[] = {
+    CF_CONFIG_COMMON_ENTRIES,
+    {"CASEFLOW_KAFKA_TIMEOUT_MS", CF_CONFIG_INT, "30000", 1000, 600000,
+     "timeout of one Kafka admin request, of one produced record's delivery, of connecting"},
+    {"CASEFLOW_TOPIC_PARTITIONS", CF_CONFIG_INT, "3", 1, 10000,
+     "partitions of each topic `topics create` makes"},
+    {"CASEFLOW_TOPIC_REPLICATION", CF_CONFIG_INT, "1", 1, 32,
+     "replication factor of each topic `topics create` makes (3 on a three-broker cluster)"},
+    {"CASEFLOW_EVENT_RETENTION_DAYS", CF_CONFIG_INT, "30", 1, 36500,
+     "retention of the event topics `topics create` makes (rosters are kept forever)"},
+    {"CASEFLOW_DLQ_RETENTION_DAYS", CF_CONFIG_INT, "90", 1, 36500,
+     "retention of the dead-letter topics `topics create` makes"},
+};
+#define CONFIG_N (sizeof(config_table) / sizeof(config_table[0]))
+
+struct command {
+    const char *group; /* first word */
+    const char *verb;  /* second word, or NULL for a one-word command */
+    const char *args;  /* the rest of the synopsis */
+    const char *help;  /* what it does, indented lines */
+    int (*run)(const struct ctl *ctl, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"topics", "create", "",
+     "    Create every caseflow topic and the dead-letter topics caseflow.dlq.<service>\n"
+     "    (intake, validation, assignment, scheduler, notifier): events delete after\n"
+     "    CASEFLOW_EVENT_RETENTION_DAYS, rosters compacted and kept forever, dead letters\n"
+     "    delete after CASEFLOW_DLQ_RETENTION_DAYS. Topics that exist are left as they are.\n"
+     "    Prints one line per topic with the settings the broker reports.\n",
+     ctl_topics_create},
+    {"schemas", "register", "",
+     "    Register each topic's value schema (schemas/*.avsc, assembled) under\n"
+     "    <topic>-value and set the subject's compatibility to BACKWARD.\n"
+     "    Prints one line per subject: \"<subject> <id>\".\n",
+     ctl_schemas_register},
+    {"tail", NULL, "TOPIC [--from-beginning] [--case ID] [--max N] [--idle-exit-ms N]",
+     "    Print the topic's records as JSON lines on stdout:\n"
+     "    {\"topic\",\"partition\",\"offset\",\"key\",\"headers\":{..},\"value\":{..}}.\n"
+     "    Reads committed records of every partition, from the end (or the beginning\n"
+     "    with --from-beginning); joins no consumer group and commits nothing.\n"
+     "    --case ID        only records whose key or value.meta.case_id is ID\n"
+     "    --max N          exit after N printed records\n"
+     "    --idle-exit-ms N exit when no record arrived for N ms\n"
+     "    A record that cannot be decoded is printed with \"error\" instead of \"value\".\n"
+     "    Stops on SIGINT/SIGTERM.\n",
+     ctl_tail},
+    {"produce", NULL, "TOPIC FILE.json|-",
+     "    Produce the JSON object, or each object of the JSON array, in FILE (- reads\n"
+     "    stdin) in caseflow's JSON form. A missing meta is filled in (new event_id,\n"
+     "    occurred_at now, producer caseflowctl/<version>); for a topic whose schema is\n"
+     "    meta plus one record (caseflow.inquiry.submitted: inquiry), a bare record is\n"
+     "    wrapped, so a sample inquiry can be produced as it is. Every object is checked\n"
+     "    before the first is sent. Prints {\"topic\",\"key\",\"event_id\"} per record.\n",
+     ctl_produce},
+};
+#define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    (void)sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return -1;
+    /* `caseflowctl tail ... | head` closes the pipe under us: with SIGPIPE's default action
+     * the process would die in the middle of a write, without closing the consumer. Ignored,
+     * the write fails with EPIPE, which tail notices and turns into a clean stop. (Sockets to
+     * the broker and the registry are written with MSG_NOSIGNAL by their libraries, but a
+     * stray SIGPIPE must not kill an operator's command either way.) */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+static void print_synopsis(FILE *f, const struct command *c)
+{
+    (void)fprintf(f, "  caseflowctl %s%s%s%s%s\n", c->group, c->verb != NULL ? " " : "",
+                  c->verb != NULL ? c->verb : "", c->args[0] != '\0' ? " " : "", c->args);
+}
+
+static void usage(FILE *f)
+{
+    (void)fprintf(f, "usage: caseflowctl COMMAND [ARGS]   (caseflowctl %s)\n\ncommands:\n",
+                  CF_VERSION);
+    for (size_t i = 0; i < COMMANDS_N; i++) {
+        print_synopsis(f, &commands[i]);
+        (void)fputs(commands[i].help, f);
+    }
+    (void)fputs("  caseflowctl help | --help | --version\n"
+                "\n"
+                "exit status: 0 ok, 1 runtime failure, 2 usage or configuration error\n"
+                "\n"
+                "configuration: environment variables, shown here with their defaults.\n"
+                "Variables KAFKA_<NAME> are passed to librdkafka as <name> (lower case, '_' to\n"
+                "'.'), e.g. KAFKA_BOOTSTRAP_SERVERS (default " CF_CONFIG_DEFAULT_BOOTSTRAP ").\n"
+                "\n",
+                f);
+    cf_config_write_example(config_table, CONFIG_N, f);
+}
+
+static const struct command *find_command(int argc, char **argv, int *consumed)
+{
+    for (size_t i = 0; i < COMMANDS_N; i++) {
+        const struct command *c = &commands[i];
+        if (strcmp(argv[1], c->group) != 0)
+            continue;
+        if (c->verb == NULL) {
+            *consumed = 1;
+            return c;
+        }
+        if (argc > 2 && strcmp(argv[2], c->verb) == 0) {
+            *consumed = 2;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    char err[CTL_ERR_MAX];
+    struct cf_config *config = NULL;
+    const struct command *cmd;
+    cf_log_level level;
+    int consumed = 0;
+    int rc = CTL_EXIT_FAIL;
+
+    if (argc < 2) {
+        (void)fputs("usage: caseflowctl COMMAND [ARGS]\n", stderr);
+        for (size_t i = 0; i < COMMANDS_N; i++)
+            print_synopsis(stderr, &commands[i]);
+        (void)fputs("caseflowctl --help describes each command and the configuration.\n",
+                    stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctl_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        (void)printf("caseflowctl %s\n", CF_VERSION);
+        return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+    }
+    cmd = find_command(argc, argv, &consumed);
+    if (cmd == NULL) {
+        ctl_error("unknown command \"%.64s%s%.64s\" (caseflowctl --help lists them)", argv[1],
+                  argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+        return CTL_EXIT_USAGE;
+    }
+    /* "caseflowctl tail --help" needs no configuration. */
+    for (int i = consumed + 1; i < argc; i++) {
+        if (ctl_is_help(argv[i])) {
+            (void)fputs("usage:\n", stdout);
+            print_synopsis(stdout, cmd);
+            (void)fputs(cmd->help, stdout);
+            return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+        }
+    }
+
+    cf_status st = cf_config_load(config_table, CONFIG_N, environ, &config, err, sizeof(err));
+    if (st != CF_OK) {
+        ctl_error("configuration: %s", err);
+        return st == CF_ECONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+    }
+    if (cf_log_level_parse(cf_config_string(config, "CASEFLOW_LOG_LEVEL"), &level) != CF_OK) {
+        ctl_error("configuration: CASEFLOW_LOG_LEVEL: expected debug, info, warn or error");
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    cf_log_init("caseflowctl", level);
+    if (install_signals() != 0) {
+        ctl_error("cannot install signal handlers");
+        goto out;
+    }
+
+    const struct ctl ctl = {
+        .config = config,
+        .stop = &stop_requested,
+        .kafka_timeout_ms = (int)cf_config_int(config, "CASEFLOW_KAFKA_TIMEOUT_MS"),
+    };
+    /* The command sees its last word as argv[0]. */
+    rc = cmd->run(&ctl, argc - consumed, argv + consumed);
+out:
+    cf_config_free(config);
+    return rc;
+}
