@@ -1,0 +1,290 @@
+/* test_kafka.c — topic administration, the plain producer and consumers, against the Kafka of
+ * deploy/stack (127.0.0.1:19092 unless KAFKA_BOOTSTRAP_SERVERS says otherwise). Every test
+ * makes its own uniquely named topics and groups. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "kafka.h"
+#include "log.h"
+
+#define TIMEOUT_MS 15000
+
+extern char **environ;
+
+static struct cf_config *config;
+static char prefix[96];
+
+static const struct cf_config_entry table[] = {
+    CF_CONFIG_COMMON_ENTRIES,
+    CF_CONFIG_KAFKA_ENTRIES,
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void name(char *buf, size_t len, const char *what)
+{
+    snprintf(buf, len, "%s.%s", prefix, what);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    /* Only KAFKA_* of the environment: the test's own CASEFLOW_* would not be in the table. */
+    char *envp[64] = {NULL};
+    size_t n = 0;
+    for (char **e = environ; *e != NULL && n < 63; e++)
+        if (strncmp(*e, "KAFKA_", 6) == 0)
+            envp[n++] = *e;
+    if (cf_config_load(table, sizeof(table) / sizeof(table[0]), envp, &config, err, sizeof(err)) !=
+        CF_OK) {
+        fprintf(stderr, "config: %s\n", err);
+        return -1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(prefix, sizeof(prefix), "cftest.kafka.%ld.%ld", (long)getpid(), (long)ts.tv_sec);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cf_config_free(config);
+    return 0;
+}
+
+/* Topics are created with their settings, and creating them again changes nothing. */
+static void test_create_topics_idempotent(void **state)
+{
+    (void)state;
+    char a[160], b[160], err[512] = "";
+    name(a, sizeof(a), "events");
+    name(b, sizeof(b), "roster");
+    const struct cf_topic_spec specs[] = {
+        {a, 3, 1, "delete", 7LL * 24 * 3600 * 1000},
+        {b, 1, 1, "compact", -1},
+    };
+    struct cf_topic_info info;
+
+    int64_t t0 = now_ms();
+    assert_int_equal(cf_kafka_create_topics(config, specs, 2, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    int64_t t1 = now_ms();
+    /* Again: TOPIC_ALREADY_EXISTS counts as success. */
+    assert_int_equal(cf_kafka_create_topics(config, specs, 2, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    int64_t t2 = now_ms();
+    fprintf(stderr, "create: %" PRId64 " ms, re-create: %" PRId64 " ms\n", t1 - t0, t2 - t1);
+
+    assert_int_equal(cf_kafka_describe_topic(config, a, TIMEOUT_MS, &info, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(info.partitions, 3);
+    assert_int_equal(info.replication_factor, 1);
+    assert_string_equal(info.cleanup_policy, "delete");
+    assert_int_equal(info.retention_ms, 7LL * 24 * 3600 * 1000);
+
+    assert_int_equal(cf_kafka_describe_topic(config, b, TIMEOUT_MS, &info, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(info.partitions, 1);
+    assert_string_equal(info.cleanup_policy, "compact");
+    assert_int_equal(info.retention_ms, -1);
+
+    /* Re-creating with other settings keeps the topic as it is (documented). */
+    const struct cf_topic_spec other[] = {{a, 6, 1, "compact", 1000}};
+    assert_int_equal(cf_kafka_create_topics(config, other, 1, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_kafka_describe_topic(config, a, TIMEOUT_MS, &info, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(info.partitions, 3);
+    assert_string_equal(info.cleanup_policy, "delete");
+}
+
+static void test_missing_topic(void **state)
+{
+    (void)state;
+    char missing[160], err[512] = "";
+    struct cf_topic_info info;
+    name(missing, sizeof(missing), "never-created");
+
+    assert_int_equal(cf_kafka_describe_topic(config, missing, 3000, &info, err, sizeof(err)),
+                     CF_ENOTFOUND);
+    /* The broker refuses an impossible replication factor: the error names the topic. */
+    const struct cf_topic_spec bad[] = {{missing, 1, 3, NULL, 0}};
+    assert_int_not_equal(cf_kafka_create_topics(config, bad, 1, TIMEOUT_MS, err, sizeof(err)),
+                         CF_OK);
+    assert_non_null(strstr(err, missing));
+    /* Nobody auto-creates it either: producing fails instead (after message.timeout.ms, set
+     * short here through the KAFKA_ passthrough). */
+    struct cf_config *short_timeout = NULL;
+    char *envp[] = {"KAFKA_MESSAGE_TIMEOUT_MS=1500", NULL};
+    assert_int_equal(cf_config_load(table, sizeof(table) / sizeof(table[0]), envp, &short_timeout,
+                                    err, sizeof(err)),
+                     CF_OK);
+    struct cf_kafka_producer *p = NULL;
+    assert_int_equal(cf_kafka_producer_new(short_timeout, NULL, TIMEOUT_MS, &p, err, sizeof(err)),
+                     CF_OK);
+    int64_t t0 = now_ms();
+    assert_int_equal(
+        cf_kafka_produce_sync(p, missing, "k", 1, "v", 1, NULL, 0, 10000, err, sizeof(err)),
+        CF_EKAFKA);
+    fprintf(stderr, "produce to a missing topic: %s after %" PRId64 " ms\n", err, now_ms() - t0);
+    cf_kafka_producer_free(p);
+    cf_config_free(short_timeout);
+    assert_int_equal(cf_kafka_describe_topic(config, missing, 3000, &info, err, sizeof(err)),
+                     CF_ENOTFOUND);
+}
+
+/* What the producer writes comes back byte for byte: keys (null and empty too), values,
+ * headers (with a null value), in order within a partition. */
+static void test_produce_consume_roundtrip(void **state)
+{
+    (void)state;
+    char topic[160], err[512] = "";
+    name(topic, sizeof(topic), "roundtrip");
+    const struct cf_topic_spec spec = {topic, 1, 1, "delete", 3600000};
+    struct cf_kafka_producer *p = NULL;
+    struct cf_kafka_consumer *c = NULL;
+    const struct cf_header headers[] = {{"ce_type", "caseflow.CaseOpened", 19}, {"empty", NULL, 0}};
+    const char binary[] = {0, 1, 2, (char)0xff, 0};
+
+    assert_int_equal(cf_kafka_create_topics(config, &spec, 1, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_kafka_producer_new(config, NULL, TIMEOUT_MS, &p, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_kafka_produce_sync(p, topic, "case-1", 6, binary, sizeof(binary), headers,
+                                           2, TIMEOUT_MS, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(
+        cf_kafka_produce_sync(p, topic, NULL, 0, NULL, 0, NULL, 0, TIMEOUT_MS, err, sizeof(err)),
+        CF_OK);
+    for (int i = 0; i < 100; i++) {
+        char v[16];
+        int len = snprintf(v, sizeof(v), "n%03d", i);
+        assert_int_equal(
+            cf_kafka_produce(p, topic, "", 0, v, (size_t)len, NULL, 0, err, sizeof(err)), CF_OK);
+    }
+    assert_int_equal(cf_kafka_producer_flush(p, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    cf_kafka_producer_free(p);
+
+    const char *topics[] = {topic};
+    assert_int_equal(cf_kafka_consumer_new(config, NULL, topics, 1, NULL, &c, err, sizeof(err)),
+                     CF_OK);
+    int got = 0;
+    int64_t deadline = now_ms() + TIMEOUT_MS;
+    while (got < 102 && now_ms() < deadline) {
+        struct cf_kafka_record *r = NULL;
+        cf_status st = cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err));
+        if (st == CF_ETIMEOUT)
+            continue;
+        assert_int_equal(st, CF_OK);
+        assert_string_equal(r->topic, topic);
+        assert_int_equal(r->offset, got);
+        assert_true(r->timestamp_ms > 0);
+        if (got == 0) {
+            assert_int_equal(r->key_len, 6);
+            assert_memory_equal(r->key, "case-1", 6);
+            assert_int_equal(r->value_len, sizeof(binary));
+            assert_memory_equal(r->value, binary, sizeof(binary));
+            assert_int_equal(r->header_count, 2);
+            assert_string_equal(r->headers[0].name, "ce_type");
+            assert_int_equal(r->headers[0].len, 19);
+            assert_memory_equal(r->headers[0].value, "caseflow.CaseOpened", 19);
+            assert_string_equal(r->headers[1].name, "empty");
+            assert_null(r->headers[1].value);
+        } else if (got == 1) {
+            assert_null(r->key);
+            assert_null(r->value);
+            assert_int_equal(r->header_count, 0);
+        } else {
+            char v[16];
+            snprintf(v, sizeof(v), "n%03d", got - 2);
+            assert_non_null(r->key); /* empty, not null */
+            assert_int_equal(r->key_len, 0);
+            assert_int_equal(r->value_len, 4);
+            assert_memory_equal(r->value, v, 4);
+        }
+        cf_kafka_record_release(r);
+        got++;
+    }
+    assert_int_equal(got, 102);
+    cf_kafka_consumer_free(c);
+}
+
+/* A group consumer commits; the group's progress then shows no lag. */
+static void test_group_commit_and_progress(void **state)
+{
+    (void)state;
+    char topic[160], group[160], err[512] = "";
+    name(topic, sizeof(topic), "grouped");
+    name(group, sizeof(group), "group");
+    const struct cf_topic_spec spec = {topic, 2, 1, "delete", 3600000};
+    struct cf_kafka_producer *p = NULL;
+    struct cf_kafka_consumer *c = NULL;
+    struct cf_kafka_group_progress progress;
+
+    assert_int_equal(cf_kafka_create_topics(config, &spec, 1, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_kafka_producer_new(config, NULL, TIMEOUT_MS, &p, err, sizeof(err)), CF_OK);
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        int len = snprintf(k, sizeof(k), "k%d", i);
+        assert_int_equal(
+            cf_kafka_produce(p, topic, k, (size_t)len, "v", 1, NULL, 0, err, sizeof(err)), CF_OK);
+    }
+    assert_int_equal(cf_kafka_producer_flush(p, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    cf_kafka_producer_free(p);
+
+    assert_int_equal(
+        cf_kafka_group_progress(config, group, topic, TIMEOUT_MS, &progress, err, sizeof(err)),
+        CF_OK);
+    assert_int_equal(progress.end, 50);
+    assert_int_equal(progress.committed, 0);
+    assert_int_equal(progress.lag, 50);
+
+    const char *topics[] = {topic};
+    assert_int_equal(cf_kafka_consumer_new(config, group, topics, 1, NULL, &c, err, sizeof(err)),
+                     CF_OK);
+    int got = 0;
+    int64_t deadline = now_ms() + 30000;
+    while (got < 50 && now_ms() < deadline) {
+        struct cf_kafka_record *r = NULL;
+        if (cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err)) != CF_OK)
+            continue;
+        cf_kafka_record_release(r);
+        got++;
+    }
+    assert_int_equal(got, 50);
+    assert_int_equal(cf_kafka_consumer_commit(c, err, sizeof(err)), CF_OK);
+    cf_kafka_consumer_free(c);
+
+    assert_int_equal(
+        cf_kafka_group_progress(config, group, topic, TIMEOUT_MS, &progress, err, sizeof(err)),
+        CF_OK);
+    assert_int_equal(progress.committed, 50);
+    assert_int_equal(progress.lag, 0);
+}
+
+int main(void)
+{
+    cf_log_init("test_kafka", CF_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_topics_idempotent),
+        cmocka_unit_test(test_missing_topic),
+        cmocka_unit_test(test_produce_consume_roundtrip),
+        cmocka_unit_test(test_group_commit_and_progress),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
