@@ -1575,6 +1575,10 @@ struct cf_kafka_loop {
     struct cf_header *scratch;
     size_t scratch_cap;
 
+    /* The producer's message.max.bytes: an output above it is dead-lettered before anything
+     * of its record is produced, so the transaction need not be aborted for it. */
+    size_t max_message_bytes;
+
     /* A record whose outputs librdkafka refused (too large to ever write): the batch was
      * aborted, and on the retry this record goes to the dead-letter topic instead. */
     bool poison;
@@ -1760,6 +1764,15 @@ cf_status cf_kafka_loop_new(const struct cf_config *config, const char *service,
     if (st != CF_OK)
         goto out;
     rd_kafka_conf_set_dr_msg_cb(conf, loop_dr_cb);
+    {
+        char max[32];
+        size_t max_len = sizeof(max);
+        if (rd_kafka_conf_get(conf, "message.max.bytes", max, &max_len) != RD_KAFKA_CONF_OK) {
+            st = cf_fail(errbuf, errlen, CF_ECONFIG, "message.max.bytes cannot be read");
+            goto out;
+        }
+        loop->max_message_bytes = (size_t)strtoull(max, NULL, 10);
+    }
     if ((st = client_new(RD_KAFKA_PRODUCER, &conf, &loop->producer, errbuf, errlen)) != CF_OK)
         goto out;
 
@@ -1895,6 +1908,24 @@ static enum cf_kafka_action loop_dead_letter(struct cf_kafka_loop *loop,
     return a;
 }
 
+/* Room librdkafka reserves per message for the record batch framing it adds (it refuses a
+ * message whose key, value, headers and this overhead exceed message.max.bytes). */
+#define MESSAGE_OVERHEAD 512
+
+/* True if every queued output fits in one Kafka message. */
+static bool outputs_fit(const struct cf_kafka_loop *loop)
+{
+    for (size_t i = 0; i < cf_kafka_out_count(loop->out); i++) {
+        const struct cf_kafka_out_record *o = cf_kafka_out_get(loop->out, i);
+        size_t size = MESSAGE_OVERHEAD + o->key_len + o->value_len;
+        for (size_t h = 0; h < o->header_count; h++)
+            size += strlen(o->headers[h].name) + o->headers[h].len;
+        if (size > loop->max_message_bytes)
+            return false;
+    }
+    return true;
+}
+
 /* Runs the handler on one record and produces what it asks for. */
 static enum cf_kafka_action loop_record(struct cf_kafka_loop *loop, rd_kafka_message_t *m,
                                         char *errbuf, size_t errlen)
@@ -1933,6 +1964,11 @@ static enum cf_kafka_action loop_record(struct cf_kafka_loop *loop, rd_kafka_mes
     enum cf_kafka_action a = cf_kafka_status_action(st);
     switch (a) {
     case CF_KAFKA_PROCEED:
+        if (!outputs_fit(loop)) {
+            a = loop_dead_letter(loop, &rec, "output_rejected",
+                                 "an output is larger than message.max.bytes", errbuf, errlen);
+            break;
+        }
         for (size_t i = 0; i < cf_kafka_out_count(loop->out); i++) {
             const struct cf_kafka_out_record *o = cf_kafka_out_get(loop->out, i);
             a = loop_produce(loop, o->topic, o->key, o->key_len, o->value, o->value_len, o->headers,
@@ -2112,6 +2148,10 @@ static cf_status loop_abort(struct cf_kafka_loop *loop, char *errbuf, size_t err
     cf_status st = CF_OK;
     rd_kafka_topic_partition_list_t *first = NULL;
 
+    /* Let the records already sent in this transaction be acknowledged first: an abort issued
+     * with other records still in flight once ended in INVALID_TXN_STATE (fatal) here, with
+     * librdkafka 2.0.2 and Kafka 3.9.1. A flush that times out is no worse than not waiting. */
+    (void)rd_kafka_flush(loop->producer, loop->timeout_ms);
     for (int attempt = 1;; attempt++) {
         rd_kafka_error_t *error = rd_kafka_abort_transaction(loop->producer, -1);
         if (error == NULL)

@@ -543,8 +543,8 @@ static void check_dead_letter(const struct scenario *s, const struct cf_kafka_re
 
 /* Records that can never succeed go to the dead-letter topic with their key, value and
  * headers and the error headers, and the records after them are processed: one the handler
- * cannot decode (POISON) and one whose output Kafka refuses as too large (BIG, which aborts
- * the transaction and is dead-lettered on the retry). A record whose handler fails with a
+ * cannot decode (POISON) and one whose output is larger than Kafka takes (BIG, dead-lettered
+ * before any output of it is produced, so the transaction goes on). A record whose handler fails with a
  * retriable error (FLAKY, twice) is retried, not dead-lettered, and output once. */
 static void test_poison_goes_to_dlq(void **state)
 {
@@ -580,7 +580,7 @@ static void test_poison_goes_to_dlq(void **state)
     r = next_dead_letter(c, TIMEOUT_MS);
     assert_non_null(r);
     check_dead_letter(&s, r, BIG, "BIG-12", "output_rejected",
-                      "Kafka refused an output of this record (too large or invalid)");
+                      "an output is larger than message.max.bytes");
     cf_kafka_record_release(r);
     /* And no other. */
     r = next_dead_letter(c, 1000);
