@@ -1,9 +1,11 @@
 /* redis.c — one Redis connection over hiredis 0.14.1, owned replies, reconnect with backoff.
  *
  * Everything goes through one path: a command (or a pipeline of them) is encoded once with
- * redisFormatCommandArgv, then roundtrip() sends it and reads its replies, reconnecting with
- * backoff while that is safe. Replies are copied into struct cf_redis_value with bounds, so no
- * hiredis type leaves this file. */
+ * redisFormatCommandArgv, then redis_roundtrip() sends it and reads its replies, reconnecting
+ * with backoff while that is safe. Replies are copied into struct cf_redis_value with bounds, so
+ * no hiredis type leaves the module's files (this one, redis_pipeline.c, redis_internal.h).
+ * Pipelines live in redis_pipeline.c; what it shares with this file is declared in
+ * redis_internal.h. Script SHA1s come from sha1.c. */
 #include "redis.h"
 
 #include <errno.h>
@@ -19,139 +21,8 @@
 #include <hiredis/hiredis.h>
 
 #include "log.h"
-
-#define SHA_HEX_LEN 40
-/* Scripts remembered as loaded on the current connection; past this the list starts over
- * (a forgotten script costs one SCRIPT LOAD, nothing else). */
-#define LOADED_MAX 32
-/* Internal error texts; copied into the caller's errbuf at the end. */
-#define ERRLEN 256
-
-struct cf_redis {
-    redisContext *c; /* NULL when there is no usable connection */
-    char *host;
-    int port;
-    struct timeval connect_tv;
-    struct timeval command_tv;
-    char prefix[CF_REDIS_MAX_PREFIX + 1];
-    int retry_budget_ms;
-    uint64_t rng;       /* xorshift state for the backoff jitter */
-    long long connects; /* successful connects so far; > 1 means reconnects happened */
-    char loaded[LOADED_MAX][SHA_HEX_LEN + 1];
-    size_t nloaded;
-};
-
-struct cf_redis_script {
-    char *source;
-    size_t len;
-    unsigned flags;
-    char sha[SHA_HEX_LEN + 1];
-};
-
-struct pipeline_cmd {
-    const struct cf_redis_script *script; /* the script of an EVALSHA, else NULL */
-    cf_status status;
-    struct cf_redis_value *value;
-};
-
-struct cf_redis_pipeline {
-    char prefix[CF_REDIS_MAX_PREFIX + 1];
-    char *buf; /* the encoded commands, back to back */
-    size_t len, cap;
-    struct pipeline_cmd *cmds;
-    size_t n, ncap;
-    const struct cf_redis_script *scripts[CF_REDIS_MAX_PIPELINE_SCRIPTS];
-    size_t nscripts;
-    bool resend_safe; /* every command may run twice */
-    bool executed;
-};
-
-/* One batch on the wire: n commands encoded in cmd[0..cmdlen), the scripts they use. */
-struct exchange {
-    const char *cmd;
-    size_t cmdlen;
-    size_t n;
-    const struct cf_redis_script *const *scripts;
-    size_t nscripts;
-    redisReply **replies; /* n slots; filled only when an attempt succeeds */
-};
-
-/* --- SHA1 (FIPS 180-4), for the name EVALSHA uses ---------------------------------------- */
-
-static uint32_t rol32(uint32_t x, unsigned n)
-{
-    return (x << n) | (x >> (32 - n));
-}
-
-static void sha1_block(uint32_t h[5], const unsigned char *p)
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5a827999u;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ed9eba1u;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8f1bbcdcu;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xca62c1d6u;
-        }
-        uint32_t t = rol32(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol32(b, 30);
-        b = a;
-        a = t;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-}
-
-static void sha1_hex(const void *data, size_t len, char out[SHA_HEX_LEN + 1])
-{
-    uint32_t h[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u, 0xc3d2e1f0u};
-    const unsigned char *p = data;
-    size_t left = len;
-    for (; left >= 64; left -= 64, p += 64)
-        sha1_block(h, p);
-
-    /* The tail, the 0x80 marker, zero padding and the message length in bits (big-endian)
-     * fill one or two last blocks. */
-    unsigned char block[128] = {0};
-    if (left > 0)
-        memcpy(block, p, left);
-    block[left] = 0x80;
-    size_t total = left + 1 + 8 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        block[total - 1 - i] = (unsigned char)(bits >> (8 * i));
-    sha1_block(h, block);
-    if (total == 128)
-        sha1_block(h, block + 64);
-
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 20; i++) {
-        unsigned byte = (h[i / 4] >> (24 - 8 * (i % 4))) & 0xffu;
-        out[2 * i] = hex[byte >> 4];
-        out[2 * i + 1] = hex[byte & 0xfu];
-    }
-    out[SHA_HEX_LEN] = '\0';
-}
+#include "redis_internal.h"
+#include "sha1.h"
 
 /* --- Small pure helpers ---------------------------------------------------------------- */
 
@@ -275,7 +146,7 @@ static bool error_not_run(const redisReply *reply)
            has_prefix(reply, "TRYAGAIN") || has_prefix(reply, "MASTERDOWN");
 }
 
-static bool error_noscript(const redisReply *reply)
+bool redis_error_noscript(const redisReply *reply)
 {
     return reply->type == REDIS_REPLY_ERROR && has_prefix(reply, "NOSCRIPT");
 }
@@ -359,8 +230,8 @@ static cf_status convert(const redisReply *reply, struct cf_redis_value *out, in
 }
 
 /* A new owned value from a non-error reply, or a status. */
-static cf_status value_from_reply(const redisReply *reply, const char *what,
-                                  struct cf_redis_value **out, char *errbuf, size_t errlen)
+cf_status redis_value_from_reply(const redisReply *reply, const char *what,
+                                 struct cf_redis_value **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
     if (reply->type == REDIS_REPLY_ERROR)
@@ -444,16 +315,16 @@ static bool connection_stale(const struct cf_redis *r)
 static bool script_is_loaded(const struct cf_redis *r, const struct cf_redis_script *s)
 {
     for (size_t i = 0; i < r->nloaded; i++)
-        if (memcmp(r->loaded[i], s->sha, SHA_HEX_LEN) == 0)
+        if (memcmp(r->loaded[i], s->sha, CF_SHA1_HEX_LEN) == 0)
             return true;
     return false;
 }
 
-static void script_forget(struct cf_redis *r, const struct cf_redis_script *s)
+void redis_script_forget(struct cf_redis *r, const struct cf_redis_script *s)
 {
     for (size_t i = 0; i < r->nloaded; i++) {
-        if (memcmp(r->loaded[i], s->sha, SHA_HEX_LEN) == 0) {
-            memcpy(r->loaded[i], r->loaded[r->nloaded - 1], SHA_HEX_LEN + 1);
+        if (memcmp(r->loaded[i], s->sha, CF_SHA1_HEX_LEN) == 0) {
+            memcpy(r->loaded[i], r->loaded[r->nloaded - 1], CF_SHA1_HEX_LEN + 1);
             r->nloaded--;
             return;
         }
@@ -478,21 +349,21 @@ static cf_status load_script(struct cf_redis *r, const struct cf_redis_script *s
     if (reply->type == REDIS_REPLY_ERROR) {
         st = error_status(reply, "SCRIPT LOAD", err, errlen);
         *transient = error_not_run(reply);
-    } else if (reply->type != REDIS_REPLY_STRING || reply->len != SHA_HEX_LEN ||
-               memcmp(reply->str, s->sha, SHA_HEX_LEN) != 0) {
+    } else if (reply->type != REDIS_REPLY_STRING || reply->len != CF_SHA1_HEX_LEN ||
+               memcmp(reply->str, s->sha, CF_SHA1_HEX_LEN) != 0) {
         st = cf_fail(err, errlen, CF_EIO, "redis SCRIPT LOAD: unexpected answer for script %s",
                      s->sha);
     } else {
         if (r->nloaded == LOADED_MAX)
             r->nloaded = 0;
-        memcpy(r->loaded[r->nloaded++], s->sha, SHA_HEX_LEN + 1);
+        memcpy(r->loaded[r->nloaded++], s->sha, CF_SHA1_HEX_LEN + 1);
         CF_LOG(CF_LOG_DEBUG, "redis_script_loaded", CF_LOG_ID("sha", s->sha));
     }
     freeReplyObject(reply);
     return st;
 }
 
-static void free_replies(redisReply **replies, size_t n)
+void redis_free_replies(redisReply **replies, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         freeReplyObject(replies[i]);
@@ -539,7 +410,7 @@ static cf_status exchange_once(struct cf_redis *r, struct exchange *x, bool *sen
         if (redisGetReply(r->c, &reply) != REDIS_OK || reply == NULL) {
             cf_status st = context_failure(r->c, errno, "reply", err, errlen);
             *transient = st != CF_ENOMEM;
-            free_replies(x->replies, i);
+            redis_free_replies(x->replies, i);
             drop_connection(r);
             return st;
         }
@@ -561,8 +432,8 @@ static bool all_not_run(const struct exchange *x)
  * reached Redis is sent again only if resend_safe. On CF_OK x->replies holds all n replies (the
  * caller frees them; each may be an error reply) and *resent (may be NULL) tells whether an
  * earlier attempt may have run the batch. */
-static cf_status roundtrip(struct cf_redis *r, struct exchange *x, bool resend_safe,
-                           bool *resent, char *errbuf, size_t errlen)
+cf_status redis_roundtrip(struct cf_redis *r, struct exchange *x, bool resend_safe, bool *resent,
+                          char *errbuf, size_t errlen)
 {
     char err[ERRLEN] = "";
     long long deadline = now_ms() + r->retry_budget_ms;
@@ -574,7 +445,7 @@ static cf_status roundtrip(struct cf_redis *r, struct exchange *x, bool resend_s
         st = exchange_once(r, x, &sent, &transient, err, sizeof(err));
         if (st == CF_OK && x->n > 0 && all_not_run(x)) {
             st = error_status(x->replies[0], "command", err, sizeof(err));
-            free_replies(x->replies, x->n);
+            redis_free_replies(x->replies, x->n);
             sent = false;
             transient = true;
         } else if (st == CF_OK) {
@@ -636,9 +507,9 @@ static cf_status full_key(const char *prefix, const char *key, char *buf, size_t
     return CF_OK;
 }
 
-static cf_status encode_set(const char *prefix, const char *key, const void *value, size_t len,
-                            long long ttl_seconds, bool nx, char **cmd, size_t *cmdlen,
-                            char *errbuf, size_t errlen)
+cf_status redis_encode_set(const char *prefix, const char *key, const void *value, size_t len,
+                           long long ttl_seconds, bool nx, char **cmd, size_t *cmdlen, char *errbuf,
+                           size_t errlen)
 {
     char kbuf[CF_REDIS_MAX_PREFIX + CF_REDIS_MAX_KEY + 1];
     size_t klen = 0;
@@ -661,8 +532,8 @@ static cf_status encode_set(const char *prefix, const char *key, const void *val
 }
 
 /* A one-key command: GET, DEL, TTL. */
-static cf_status encode_key_cmd(const char *prefix, const char *verb, const char *key,
-                                char **cmd, size_t *cmdlen, char *errbuf, size_t errlen)
+cf_status redis_encode_key_cmd(const char *prefix, const char *verb, const char *key, char **cmd,
+                               size_t *cmdlen, char *errbuf, size_t errlen)
 {
     char kbuf[CF_REDIS_MAX_PREFIX + CF_REDIS_MAX_KEY + 1];
     size_t klen = 0;
@@ -674,10 +545,10 @@ static cf_status encode_key_cmd(const char *prefix, const char *verb, const char
     return encode(2, argv, lens, cmd, cmdlen, errbuf, errlen);
 }
 
-static cf_status encode_script(const char *prefix, const struct cf_redis_script *script,
-                               size_t nkeys, const char *const *keys, size_t nargs,
-                               const char *const *args, const size_t *arglens, char **cmd,
-                               size_t *cmdlen, char *errbuf, size_t errlen)
+cf_status redis_encode_script(const char *prefix, const struct cf_redis_script *script,
+                              size_t nkeys, const char *const *keys, size_t nargs,
+                              const char *const *args, const size_t *arglens, char **cmd,
+                              size_t *cmdlen, char *errbuf, size_t errlen)
 {
     const char **argv = NULL;
     size_t *lens = NULL;
@@ -707,7 +578,7 @@ static cf_status encode_script(const char *prefix, const struct cf_redis_script 
     argv[0] = "EVALSHA";
     lens[0] = 7;
     argv[1] = script->sha;
-    lens[1] = SHA_HEX_LEN;
+    lens[1] = CF_SHA1_HEX_LEN;
     argv[2] = nk;
     lens[2] = (size_t)nklen;
     for (size_t i = 0; i < nkeys; i++) {
@@ -759,16 +630,16 @@ static cf_status run_one(struct cf_redis *r, char *cmd, size_t cmdlen,
                          .nscripts = script != NULL ? 1 : 0,
                          .replies = &reply};
     *out = NULL;
-    cf_status st = roundtrip(r, &x, resend_safe, resent, errbuf, errlen);
-    if (st == CF_OK && script != NULL && error_noscript(reply)) {
+    cf_status st = redis_roundtrip(r, &x, resend_safe, resent, errbuf, errlen);
+    if (st == CF_OK && script != NULL && redis_error_noscript(reply)) {
         /* The script cache was emptied under a live connection (SCRIPT FLUSH) or the context
          * survived a failover. NOSCRIPT means the script did not run, so running it again is
          * safe whatever the script does. */
         CF_LOG(CF_LOG_INFO, "redis_script_reload", CF_LOG_ID("sha", script->sha));
         freeReplyObject(reply);
         reply = NULL;
-        script_forget(r, script);
-        st = roundtrip(r, &x, resend_safe, resent, errbuf, errlen);
+        redis_script_forget(r, script);
+        st = redis_roundtrip(r, &x, resend_safe, resent, errbuf, errlen);
     }
     if (st == CF_OK && reply->type == REDIS_REPLY_ERROR) {
         st = error_status(reply, what, errbuf, errlen);
@@ -780,7 +651,7 @@ static cf_status run_one(struct cf_redis *r, char *cmd, size_t cmdlen,
     return st;
 }
 
-static cf_status check_r(const struct cf_redis *r, char *errbuf, size_t errlen)
+cf_status redis_check_r(const struct cf_redis *r, char *errbuf, size_t errlen)
 {
     if (r == NULL)
         return cf_fail(errbuf, errlen, CF_EINVAL, "redis: connection is NULL");
@@ -796,7 +667,7 @@ static cf_status unexpected(const redisReply *reply, const char *what, char *err
 
 cf_status cf_redis_ping(struct cf_redis *r, char *errbuf, size_t errlen)
 {
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st != CF_OK)
         return st;
     const char *argv[1] = {"PING"};
@@ -816,13 +687,13 @@ cf_status cf_redis_ping(struct cf_redis *r, char *errbuf, size_t errlen)
 cf_status cf_redis_set(struct cf_redis *r, const char *key, const void *value, size_t len,
                        long long ttl_seconds, char *errbuf, size_t errlen)
 {
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     char *cmd = NULL;
     size_t cmdlen = 0;
     redisReply *reply = NULL;
     if (st == CF_OK)
-        st = encode_set(r->prefix, key, value, len, ttl_seconds, false, &cmd, &cmdlen, errbuf,
-                        errlen);
+        st = redis_encode_set(r->prefix, key, value, len, ttl_seconds, false, &cmd, &cmdlen, errbuf,
+                              errlen);
     if (st == CF_OK)
         st = run_one(r, cmd, cmdlen, NULL, true, "SET", &reply, NULL, errbuf, errlen);
     if (st == CF_OK && reply->type != REDIS_REPLY_STATUS)
@@ -837,7 +708,7 @@ cf_status cf_redis_get(struct cf_redis *r, const char *key, char **value, size_t
     char *cmd = NULL;
     size_t cmdlen = 0;
     redisReply *reply = NULL;
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st == CF_OK && value == NULL)
         st = cf_fail(errbuf, errlen, CF_EINVAL, "redis GET: value is NULL");
     if (st != CF_OK)
@@ -845,7 +716,7 @@ cf_status cf_redis_get(struct cf_redis *r, const char *key, char **value, size_t
     *value = NULL;
     if (len != NULL)
         *len = 0;
-    st = encode_key_cmd(r->prefix, "GET", key, &cmd, &cmdlen, errbuf, errlen);
+    st = redis_encode_key_cmd(r->prefix, "GET", key, &cmd, &cmdlen, errbuf, errlen);
     if (st == CF_OK)
         st = run_one(r, cmd, cmdlen, NULL, true, "GET", &reply, NULL, errbuf, errlen);
     if (st != CF_OK)
@@ -887,14 +758,14 @@ cf_status cf_redis_set_nx(struct cf_redis *r, const char *key, const void *value
     char *current = NULL;
     size_t current_len = 0;
     bool resent = false;
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st == CF_OK && was_set == NULL)
         st = cf_fail(errbuf, errlen, CF_EINVAL, "redis SET NX: was_set is NULL");
     if (st != CF_OK)
         return st;
     *was_set = false;
-    st = encode_set(r->prefix, key, value, len, ttl_seconds, true, &cmd, &cmdlen, errbuf,
-                    errlen);
+    st = redis_encode_set(r->prefix, key, value, len, ttl_seconds, true, &cmd, &cmdlen, errbuf,
+                          errlen);
     /* Resending is safe: NX never overwrites, and the ambiguity is resolved below. */
     if (st == CF_OK)
         st = run_one(r, cmd, cmdlen, NULL, true, "SET NX", &reply, &resent, errbuf, errlen);
@@ -926,11 +797,11 @@ cf_status cf_redis_del(struct cf_redis *r, const char *key, bool *deleted, char 
     char *cmd = NULL;
     size_t cmdlen = 0;
     redisReply *reply = NULL;
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (deleted != NULL)
         *deleted = false;
     if (st == CF_OK)
-        st = encode_key_cmd(r->prefix, "DEL", key, &cmd, &cmdlen, errbuf, errlen);
+        st = redis_encode_key_cmd(r->prefix, "DEL", key, &cmd, &cmdlen, errbuf, errlen);
     if (st == CF_OK)
         st = run_one(r, cmd, cmdlen, NULL, true, "DEL", &reply, NULL, errbuf, errlen);
     if (st == CF_OK && reply->type != REDIS_REPLY_INTEGER)
@@ -947,11 +818,11 @@ cf_status cf_redis_ttl(struct cf_redis *r, const char *key, long long *ttl_secon
     char *cmd = NULL;
     size_t cmdlen = 0;
     redisReply *reply = NULL;
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st == CF_OK && ttl_seconds == NULL)
         st = cf_fail(errbuf, errlen, CF_EINVAL, "redis TTL: ttl_seconds is NULL");
     if (st == CF_OK)
-        st = encode_key_cmd(r->prefix, "TTL", key, &cmd, &cmdlen, errbuf, errlen);
+        st = redis_encode_key_cmd(r->prefix, "TTL", key, &cmd, &cmdlen, errbuf, errlen);
     if (st == CF_OK)
         st = run_one(r, cmd, cmdlen, NULL, true, "TTL", &reply, NULL, errbuf, errlen);
     if (st == CF_OK && reply->type != REDIS_REPLY_INTEGER)
@@ -1054,7 +925,7 @@ void cf_redis_free(struct cf_redis *r)
 cf_status cf_redis_set_key_prefix(struct cf_redis *r, const char *prefix, char *errbuf,
                                   size_t errlen)
 {
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st == CF_OK)
         st = id_check("key prefix", prefix, CF_REDIS_MAX_PREFIX, errbuf, errlen);
     if (st == CF_OK)
@@ -1091,7 +962,7 @@ cf_status cf_redis_script_new(const char *source, unsigned flags, struct cf_redi
     }
     s->len = len;
     s->flags = flags;
-    sha1_hex(source, len, s->sha);
+    cf_sha1_hex(source, len, s->sha);
     *out = s;
     return CF_OK;
 }
@@ -1112,14 +983,14 @@ const char *cf_redis_script_sha(const struct cf_redis_script *script)
 cf_status cf_redis_script_load(struct cf_redis *r, const struct cf_redis_script *script,
                                char *errbuf, size_t errlen)
 {
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st == CF_OK && script == NULL)
         st = cf_fail(errbuf, errlen, CF_EINVAL, "redis SCRIPT LOAD: script is NULL");
     if (st != CF_OK)
         return st;
-    /* A PING carrying the script: roundtrip() connects and loads it like before any EVALSHA,
+    /* A PING carrying the script: redis_roundtrip() connects and loads it like before any EVALSHA,
      * with the same reconnect rules. Forgetting it first forces the SCRIPT LOAD. */
-    script_forget(r, script);
+    redis_script_forget(r, script);
     const char *argv[1] = {"PING"};
     size_t lens[1] = {4};
     char *cmd = NULL;
@@ -1142,255 +1013,15 @@ cf_status cf_redis_script_run(struct cf_redis *r, const struct cf_redis_script *
     redisReply *reply = NULL;
     if (out != NULL)
         *out = NULL;
-    cf_status st = check_r(r, errbuf, errlen);
+    cf_status st = redis_check_r(r, errbuf, errlen);
     if (st == CF_OK)
-        st = encode_script(r->prefix, script, nkeys, keys, nargs, args, arglens, &cmd, &cmdlen,
-                           errbuf, errlen);
+        st = redis_encode_script(r->prefix, script, nkeys, keys, nargs, args, arglens, &cmd,
+                                 &cmdlen, errbuf, errlen);
     if (st == CF_OK)
         st = run_one(r, cmd, cmdlen, script, (script->flags & CF_REDIS_SCRIPT_IDEMPOTENT) != 0,
                      "EVALSHA", &reply, NULL, errbuf, errlen);
     if (st == CF_OK && out != NULL)
-        st = value_from_reply(reply, "EVALSHA", out, errbuf, errlen);
+        st = redis_value_from_reply(reply, "EVALSHA", out, errbuf, errlen);
     freeReplyObject(reply);
     return st;
-}
-
-/* --- Pipelines ------------------------------------------------------------------------------ */
-
-cf_status cf_redis_pipeline_new(const struct cf_redis *r, struct cf_redis_pipeline **out)
-{
-    if (out == NULL)
-        return CF_EINVAL;
-    *out = NULL;
-    if (r == NULL)
-        return CF_EINVAL;
-    struct cf_redis_pipeline *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return CF_ENOMEM;
-    memcpy(p->prefix, r->prefix, sizeof(p->prefix));
-    p->resend_safe = true;
-    *out = p;
-    return CF_OK;
-}
-
-static void pipeline_clear_replies(struct cf_redis_pipeline *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        cf_redis_value_free(p->cmds[i].value);
-        p->cmds[i].value = NULL;
-        p->cmds[i].status = CF_OK;
-    }
-    p->executed = false;
-}
-
-void cf_redis_pipeline_reset(struct cf_redis_pipeline *p)
-{
-    if (p == NULL)
-        return;
-    pipeline_clear_replies(p);
-    p->len = 0;
-    p->n = 0;
-    p->nscripts = 0;
-    p->resend_safe = true;
-}
-
-void cf_redis_pipeline_free(struct cf_redis_pipeline *p)
-{
-    if (p == NULL)
-        return;
-    pipeline_clear_replies(p);
-    free(p->cmds);
-    free(p->buf);
-    free(p);
-}
-
-size_t cf_redis_pipeline_count(const struct cf_redis_pipeline *p)
-{
-    return p != NULL ? p->n : 0;
-}
-
-/* Appends an encoded command (taking ownership of cmd, freed in every case). */
-static cf_status pipeline_add(struct cf_redis_pipeline *p, char *cmd, size_t cmdlen,
-                              const struct cf_redis_script *script, char *errbuf, size_t errlen)
-{
-    cf_status st = CF_OK;
-    bool new_script = false;
-    if (p->n >= CF_REDIS_MAX_PIPELINE || cmdlen > CF_REDIS_MAX_PIPELINE_BYTES - p->len) {
-        st = cf_fail(errbuf, errlen, CF_ETOOBIG, "redis pipeline: over %d commands or %d bytes",
-                     CF_REDIS_MAX_PIPELINE, CF_REDIS_MAX_PIPELINE_BYTES);
-        goto out;
-    }
-    if (script != NULL) {
-        new_script = true;
-        for (size_t i = 0; i < p->nscripts; i++)
-            if (p->scripts[i] == script || strcmp(p->scripts[i]->sha, script->sha) == 0)
-                new_script = false;
-        if (new_script && p->nscripts == CF_REDIS_MAX_PIPELINE_SCRIPTS) {
-            st = cf_fail(errbuf, errlen, CF_ETOOBIG, "redis pipeline: over %d scripts",
-                         CF_REDIS_MAX_PIPELINE_SCRIPTS);
-            goto out;
-        }
-    }
-    if (p->len + cmdlen > p->cap) {
-        size_t cap = p->cap > 0 ? p->cap : 4096;
-        while (cap < p->len + cmdlen)
-            cap *= 2;
-        if (cap > CF_REDIS_MAX_PIPELINE_BYTES)
-            cap = CF_REDIS_MAX_PIPELINE_BYTES;
-        char *buf = realloc(p->buf, cap);
-        if (buf == NULL) {
-            st = cf_fail(errbuf, errlen, CF_ENOMEM, "redis pipeline: buffer");
-            goto out;
-        }
-        p->buf = buf;
-        p->cap = cap;
-    }
-    if (p->n == p->ncap) {
-        size_t ncap = p->ncap > 0 ? p->ncap * 2 : 64;
-        struct pipeline_cmd *cmds = realloc(p->cmds, ncap * sizeof(*cmds));
-        if (cmds == NULL) {
-            st = cf_fail(errbuf, errlen, CF_ENOMEM, "redis pipeline: commands");
-            goto out;
-        }
-        p->cmds = cmds;
-        p->ncap = ncap;
-    }
-    /* Appending after an exec starts a new batch: old replies no longer match. */
-    pipeline_clear_replies(p);
-    memcpy(p->buf + p->len, cmd, cmdlen);
-    p->len += cmdlen;
-    p->cmds[p->n++] = (struct pipeline_cmd){.script = script, .status = CF_OK, .value = NULL};
-    if (new_script)
-        p->scripts[p->nscripts++] = script;
-    if (script != NULL && (script->flags & CF_REDIS_SCRIPT_IDEMPOTENT) == 0)
-        p->resend_safe = false;
-out:
-    redisFreeCommand(cmd);
-    return st;
-}
-
-cf_status cf_redis_pipeline_set(struct cf_redis_pipeline *p, const char *key, const void *value,
-                                size_t len, long long ttl_seconds, char *errbuf, size_t errlen)
-{
-    if (p == NULL)
-        return cf_fail(errbuf, errlen, CF_EINVAL, "redis pipeline is NULL");
-    char *cmd = NULL;
-    size_t cmdlen = 0;
-    cf_status st = encode_set(p->prefix, key, value, len, ttl_seconds, false, &cmd, &cmdlen,
-                              errbuf, errlen);
-    return st == CF_OK ? pipeline_add(p, cmd, cmdlen, NULL, errbuf, errlen) : st;
-}
-
-cf_status cf_redis_pipeline_get(struct cf_redis_pipeline *p, const char *key, char *errbuf,
-                                size_t errlen)
-{
-    if (p == NULL)
-        return cf_fail(errbuf, errlen, CF_EINVAL, "redis pipeline is NULL");
-    char *cmd = NULL;
-    size_t cmdlen = 0;
-    cf_status st = encode_key_cmd(p->prefix, "GET", key, &cmd, &cmdlen, errbuf, errlen);
-    return st == CF_OK ? pipeline_add(p, cmd, cmdlen, NULL, errbuf, errlen) : st;
-}
-
-cf_status cf_redis_pipeline_del(struct cf_redis_pipeline *p, const char *key, char *errbuf,
-                                size_t errlen)
-{
-    if (p == NULL)
-        return cf_fail(errbuf, errlen, CF_EINVAL, "redis pipeline is NULL");
-    char *cmd = NULL;
-    size_t cmdlen = 0;
-    cf_status st = encode_key_cmd(p->prefix, "DEL", key, &cmd, &cmdlen, errbuf, errlen);
-    return st == CF_OK ? pipeline_add(p, cmd, cmdlen, NULL, errbuf, errlen) : st;
-}
-
-cf_status cf_redis_pipeline_script(struct cf_redis_pipeline *p,
-                                   const struct cf_redis_script *script, size_t nkeys,
-                                   const char *const *keys, size_t nargs,
-                                   const char *const *args, const size_t *arglens, char *errbuf,
-                                   size_t errlen)
-{
-    if (p == NULL)
-        return cf_fail(errbuf, errlen, CF_EINVAL, "redis pipeline is NULL");
-    char *cmd = NULL;
-    size_t cmdlen = 0;
-    cf_status st = encode_script(p->prefix, script, nkeys, keys, nargs, args, arglens, &cmd,
-                                 &cmdlen, errbuf, errlen);
-    return st == CF_OK ? pipeline_add(p, cmd, cmdlen, script, errbuf, errlen) : st;
-}
-
-cf_status cf_redis_pipeline_exec(struct cf_redis *r, struct cf_redis_pipeline *p, char *errbuf,
-                                 size_t errlen)
-{
-    redisReply **replies = NULL;
-    cf_status st = check_r(r, errbuf, errlen);
-    if (st == CF_OK && p == NULL)
-        st = cf_fail(errbuf, errlen, CF_EINVAL, "redis pipeline is NULL");
-    if (st != CF_OK)
-        return st;
-    pipeline_clear_replies(p);
-    if (p->n == 0) {
-        p->executed = true;
-        return CF_OK;
-    }
-    replies = calloc(p->n, sizeof(*replies));
-    if (replies == NULL)
-        return cf_fail(errbuf, errlen, CF_ENOMEM, "redis pipeline: replies");
-    struct exchange x = {.cmd = p->buf,
-                         .cmdlen = p->len,
-                         .n = p->n,
-                         .scripts = p->scripts,
-                         .nscripts = p->nscripts,
-                         .replies = replies};
-    for (int round = 0;; round++) {
-        st = roundtrip(r, &x, p->resend_safe, NULL, errbuf, errlen);
-        if (st != CF_OK)
-            goto out;
-        size_t noscript = p->n;
-        for (size_t i = 0; i < p->n && noscript == p->n; i++)
-            if (p->cmds[i].script != NULL && error_noscript(replies[i]))
-                noscript = i;
-        if (noscript == p->n)
-            break;
-        /* Scripts flushed under a live connection: the commands before (and any after) the
-         * NOSCRIPT ones ran, so the batch may be sent again only if all of it may run twice. */
-        free_replies(replies, p->n);
-        for (size_t i = 0; i < p->nscripts; i++)
-            script_forget(r, p->scripts[i]);
-        if (round > 0 || !p->resend_safe) {
-            st = cf_fail(errbuf, errlen, CF_EIO,
-                         "redis pipeline: NOSCRIPT at command %zu; part of the batch may have "
-                         "run, retry it",
-                         noscript);
-            goto out;
-        }
-        CF_LOG(CF_LOG_INFO, "redis_pipeline_script_reload", CF_LOG_INT("command", noscript));
-    }
-
-    for (size_t i = 0; i < p->n; i++) {
-        char err[ERRLEN] = "";
-        const char *what = p->cmds[i].script != NULL ? "EVALSHA" : "command";
-        p->cmds[i].status = value_from_reply(replies[i], what, &p->cmds[i].value, err,
-                                             sizeof(err));
-        if (p->cmds[i].status != CF_OK && st == CF_OK)
-            st = cf_fail(errbuf, errlen, p->cmds[i].status, "redis pipeline command %zu: %s", i,
-                         err);
-    }
-    p->executed = true;
-out:
-    if (replies != NULL)
-        free_replies(replies, p->n);
-    free(replies);
-    return st;
-}
-
-cf_status cf_redis_pipeline_reply(const struct cf_redis_pipeline *p, size_t index,
-                                  const struct cf_redis_value **value)
-{
-    if (value != NULL)
-        *value = NULL;
-    if (p == NULL || !p->executed || index >= p->n)
-        return CF_EINVAL;
-    if (value != NULL)
-        *value = p->cmds[index].value;
-    return p->cmds[index].status;
 }

@@ -165,7 +165,7 @@ static int group_setup(void **state)
     if (getenv("CASEFLOW_REDIS_HOST") != NULL)
         host = getenv("CASEFLOW_REDIS_HOST");
     if (getenv("CASEFLOW_REDIS_PORT") != NULL)
-        port = atoi(getenv("CASEFLOW_REDIS_PORT")); /* test-only; bad input fails the connect */
+        port = (int)strtol(getenv("CASEFLOW_REDIS_PORT"), NULL, 10); /* bad input fails the connect */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(prefix, sizeof(prefix), "cftest:redis:%ld.%ld.%ld:", (long)getpid(),
