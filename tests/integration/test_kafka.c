@@ -19,6 +19,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "test_env.h"
 
 #define TIMEOUT_MS 15000
 
@@ -32,13 +33,6 @@ static const struct cf_config_entry table[] = {
     CF_CONFIG_KAFKA_ENTRIES,
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void name(char *buf, size_t len, const char *what)
 {
     snprintf(buf, len, "%s.%s", prefix, what);
@@ -47,21 +41,12 @@ static void name(char *buf, size_t len, const char *what)
 static int setup(void **state)
 {
     (void)state;
-    char err[256] = "";
-    /* Only KAFKA_* of the environment: the test's own CASEFLOW_* would not be in the table. */
-    char *envp[64] = {NULL};
-    size_t n = 0;
-    for (char **e = environ; *e != NULL && n < 63; e++)
-        if (strncmp(*e, "KAFKA_", 6) == 0)
-            envp[n++] = *e;
-    if (cf_config_load(table, sizeof(table) / sizeof(table[0]), envp, &config, err, sizeof(err)) !=
-        CF_OK) {
-        fprintf(stderr, "config: %s\n", err);
+    char id[32];
+    config = cf_test_kafka_config(table, sizeof(table) / sizeof(table[0]));
+    if (config == NULL)
         return -1;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(prefix, sizeof(prefix), "cftest.kafka.%ld.%ld", (long)getpid(), (long)ts.tv_sec);
+    cf_test_run_id(id, sizeof(id));
+    snprintf(prefix, sizeof(prefix), "cftest.kafka.%s", id);
     return 0;
 }
 
@@ -85,12 +70,12 @@ static void test_create_topics_idempotent(void **state)
     };
     struct cf_topic_info info;
 
-    int64_t t0 = now_ms();
+    int64_t t0 = cf_test_now_ms();
     assert_int_equal(cf_kafka_create_topics(config, specs, 2, TIMEOUT_MS, err, sizeof(err)), CF_OK);
-    int64_t t1 = now_ms();
+    int64_t t1 = cf_test_now_ms();
     /* Again: TOPIC_ALREADY_EXISTS counts as success. */
     assert_int_equal(cf_kafka_create_topics(config, specs, 2, TIMEOUT_MS, err, sizeof(err)), CF_OK);
-    int64_t t2 = now_ms();
+    int64_t t2 = cf_test_now_ms();
     fprintf(stderr, "create: %" PRId64 " ms, re-create: %" PRId64 " ms\n", t1 - t0, t2 - t1);
 
     assert_int_equal(cf_kafka_describe_topic(config, a, TIMEOUT_MS, &info, err, sizeof(err)),
@@ -139,11 +124,11 @@ static void test_missing_topic(void **state)
     struct cf_kafka_producer *p = NULL;
     assert_int_equal(cf_kafka_producer_new(short_timeout, NULL, TIMEOUT_MS, &p, err, sizeof(err)),
                      CF_OK);
-    int64_t t0 = now_ms();
+    int64_t t0 = cf_test_now_ms();
     assert_int_equal(
         cf_kafka_produce_sync(p, missing, "k", 1, "v", 1, NULL, 0, 10000, err, sizeof(err)),
         CF_EKAFKA);
-    fprintf(stderr, "produce to a missing topic: %s after %" PRId64 " ms\n", err, now_ms() - t0);
+    fprintf(stderr, "produce to a missing topic: %s after %" PRId64 " ms\n", err, cf_test_now_ms() - t0);
     cf_kafka_producer_free(p);
     cf_config_free(short_timeout);
     assert_int_equal(cf_kafka_describe_topic(config, missing, 3000, &info, err, sizeof(err)),
@@ -184,8 +169,8 @@ static void test_produce_consume_roundtrip(void **state)
     assert_int_equal(cf_kafka_consumer_new(config, NULL, topics, 1, NULL, &c, err, sizeof(err)),
                      CF_OK);
     int got = 0;
-    int64_t deadline = now_ms() + TIMEOUT_MS;
-    while (got < 102 && now_ms() < deadline) {
+    int64_t deadline = cf_test_now_ms() + TIMEOUT_MS;
+    while (got < 102 && cf_test_now_ms() < deadline) {
         struct cf_kafka_record *r = NULL;
         cf_status st = cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err));
         if (st == CF_ETIMEOUT)
@@ -258,8 +243,8 @@ static void test_group_commit_and_progress(void **state)
     assert_int_equal(cf_kafka_consumer_new(config, group, topics, 1, NULL, &c, err, sizeof(err)),
                      CF_OK);
     int got = 0;
-    int64_t deadline = now_ms() + 30000;
-    while (got < 50 && now_ms() < deadline) {
+    int64_t deadline = cf_test_now_ms() + 30000;
+    while (got < 50 && cf_test_now_ms() < deadline) {
         struct cf_kafka_record *r = NULL;
         if (cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err)) != CF_OK)
             continue;

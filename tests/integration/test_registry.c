@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -17,20 +16,15 @@
 #include "registry.h"
 #include "schema.h"
 #include "topics.h"
+#include "test_env.h"
 
 static char err[1024];
 static char run_id[32];
 
-static const char *registry_url(void)
-{
-    const char *url = getenv("CASEFLOW_REGISTRY_URL");
-    return url != NULL ? url : "http://127.0.0.1:18081/apis/ccompat/v7";
-}
-
 static struct cf_registry *registry(void)
 {
     struct cf_registry *r = NULL;
-    assert_int_equal(cf_registry_new(registry_url(), 10000, &r, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_registry_new(cf_test_registry_url(), 10000, &r, err, sizeof(err)), CF_OK);
     return r;
 }
 
@@ -196,7 +190,7 @@ static void test_unreachable_registry(void **state)
 
 int main(void)
 {
-    (void)snprintf(run_id, sizeof(run_id), "%ld-%d", (long)time(NULL), (int)(clock() % 1000));
+    cf_test_run_id(run_id, sizeof(run_id));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_schema_registers_and_reads_back),
         cmocka_unit_test(test_backward_evolution),

@@ -18,16 +18,11 @@
 #include "sample_json.h"
 #include "topics.h"
 #include "uuid.h"
+#include "test_env.h"
 
 #define TIMEOUT_MS 60000
 
 static char err[1024];
-
-static const char *registry_url(void)
-{
-    const char *url = getenv("CASEFLOW_REGISTRY_URL");
-    return url != NULL ? url : "http://127.0.0.1:18081/apis/ccompat/v7";
-}
 
 struct sent {
     char key[CF_UUID_LEN + 1];
@@ -66,7 +61,7 @@ static void test_every_schema_through_kafka(void **state)
         names[i] = topics[i].name;
     }
     assert_int_equal(cf_kafka_create_topics(NULL, specs, n, TIMEOUT_MS, err, sizeof(err)), CF_OK);
-    assert_int_equal(cf_registry_new(registry_url(), 10000, &registry, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_registry_new(cf_test_registry_url(), 10000, &registry, err, sizeof(err)), CF_OK);
     assert_int_equal(cf_serde_new(registry, NULL, &serde, err, sizeof(err)), CF_OK);
     assert_int_equal(cf_kafka_producer_new(NULL, NULL, TIMEOUT_MS, &producer, err, sizeof(err)),
                      CF_OK);
