@@ -322,6 +322,33 @@ static cf_status bytes_value_from_json(struct walk *w, const json_t *type, int k
     return st;
 }
 
+/* Array items or map entries, in the order the JSON gives them. */
+static cf_status items_from_json(struct walk *w, const json_t *type, int kind, const json_t *json,
+                                 avro_value_t *value)
+{
+    bool is_map = kind == AVRO_MAP;
+    if (is_map ? !json_is_object(json) : !json_is_array(json))
+        return fail(w, CF_EINVAL, is_map ? "expected an object" : "expected an array");
+    const json_t *item_type = json_object_get(type, is_map ? "values" : "items");
+    void *iter = is_map ? json_object_iter((json_t *)json) : NULL;
+    size_t n = is_map ? json_object_size(json) : json_array_size(json);
+    for (size_t i = 0; i < n; i++) {
+        const char *key = is_map ? json_object_iter_key(iter) : NULL;
+        const json_t *item = is_map ? json_object_iter_value(iter) : json_array_get(json, i);
+        avro_value_t child;
+        size_t saved = path_push(w, key, i);
+        int rc = is_map ? avro_value_add(value, key, &child, NULL, NULL)
+                        : avro_value_append(value, &child, NULL);
+        cf_status st = rc != 0 ? avro_fail(w) : from_json(w, item_type, item, &child);
+        if (st != CF_OK)
+            return st;
+        path_pop(w, saved);
+        if (is_map)
+            iter = json_object_iter_next((json_t *)json, iter);
+    }
+    return CF_OK;
+}
+
 static cf_status from_json(struct walk *w, const json_t *type, const json_t *json,
                            avro_value_t *value)
 {
@@ -409,46 +436,8 @@ static cf_status from_json(struct walk *w, const json_t *type, const json_t *jso
         break;
     }
     case AVRO_RECORD: st = record_from_json(w, type, json, value); break;
-    case AVRO_ARRAY: {
-        size_t i;
-        const json_t *item;
-        if (!json_is_array(json)) {
-            st = fail(w, CF_EINVAL, "expected an array");
-            break;
-        }
-        json_array_foreach(json, i, item) {
-            avro_value_t child;
-            size_t saved = path_push(w, NULL, i);
-            if (avro_value_append(value, &child, NULL) != 0)
-                st = avro_fail(w);
-            else
-                st = from_json(w, json_object_get(type, "items"), item, &child);
-            if (st != CF_OK)
-                break;
-            path_pop(w, saved);
-        }
-        break;
-    }
-    case AVRO_MAP: {
-        const char *key;
-        const json_t *item;
-        if (!json_is_object(json)) {
-            st = fail(w, CF_EINVAL, "expected an object");
-            break;
-        }
-        json_object_foreach((json_t *)json, key, item) {
-            avro_value_t child;
-            size_t saved = path_push(w, key, 0);
-            if (avro_value_add(value, key, &child, NULL, NULL) != 0)
-                st = avro_fail(w);
-            else
-                st = from_json(w, json_object_get(type, "values"), item, &child);
-            if (st != CF_OK)
-                break;
-            path_pop(w, saved);
-        }
-        break;
-    }
+    case AVRO_ARRAY:
+    case AVRO_MAP: st = items_from_json(w, type, kind, json, value); break;
     case AVRO_UNION: st = union_from_json(w, type, json, value); break;
     default: st = fail(w, CF_ESCHEMA, "schema node is not a type");
     }
