@@ -72,7 +72,7 @@ static void copy_error(char *dst, const char *text)
 
     if (len > CF_DLQ_ERROR_MAX) {
         len = CF_DLQ_ERROR_MAX;
-        /* If the cut falls inside a character (text[len] is a continuation byte 10xxxxxx),
+        /* If the cut falls inside a character (text[len] is a continuation byte, top bits 10),
          * move it back to the start of that character. */
         while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
             len--;
