@@ -582,6 +582,81 @@ static void test_produce_rejects_bad_files(void **state)
     json_decref(good);
 }
 
+/* submit, provide-info and review put the events a user expects on their topics: the
+ * inquiry, the supplied fields for the case, and the operator's decision. */
+static void test_case_commands(void **state)
+{
+    (void)state;
+    char case_id[CF_UUID_LEN + 1], inquiry_id[CF_UUID_LEN + 1], path[64];
+    struct result r;
+    new_uuid(case_id);
+    new_uuid(inquiry_id);
+
+    json_t *inquiry = load_json(SAMPLES "/inquiry-es-fatty-liver.json");
+    json_object_set_new(inquiry, "inquiry_id", json_string(inquiry_id));
+    write_temp_json(path, sizeof(path), inquiry);
+    const char *submit[] = {"submit", path, NULL};
+    r = run(submit);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    unlink(path);
+    json_t *lines = tail_case("caseflow.inquiry.submitted", inquiry_id);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_string_equal(str_at(json_object_get(json_array_get(lines, 0), "value"), "inquiry",
+                               "inquiry_id"),
+                        inquiry_id);
+    json_decref(lines);
+    json_decref(inquiry);
+
+    write_temp(path, sizeof(path), "{\"meld_score\": 12, \"date_of_birth\": \"1971-03-09\"}");
+    const char *provide[] = {"provide-info", case_id, path, NULL};
+    r = run(provide);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    unlink(path);
+    lines = tail_case("caseflow.case.info-provided", case_id);
+    assert_int_equal(json_array_size(lines), 1);
+    json_t *value = json_object_get(json_array_get(lines, 0), "value");
+    assert_string_equal(str_at(value, "meta", "case_id"), case_id);
+    assert_int_equal(json_integer_value(json_object_get(value, "meld_score")), 12);
+    assert_string_equal(json_string_value(json_object_get(value, "date_of_birth")), "1971-03-09");
+    assert_true(json_is_null(json_object_get(value, "contact")));
+    json_decref(lines);
+
+    const char *review[] = {"review", case_id, "request-info", "--reason", "NEEDS_LABS",
+                            "--missing", "reports", "--priority", "high", "--operator", "op-17",
+                            NULL};
+    r = run(review);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    lines = tail_case("caseflow.case.reviewed", case_id);
+    assert_int_equal(json_array_size(lines), 1);
+    value = json_object_get(json_array_get(lines, 0), "value");
+    assert_string_equal(json_string_value(json_object_get(value, "decision")), "REQUEST_INFO");
+    assert_string_equal(json_string_value(json_object_get(value, "note_code")), "NEEDS_LABS");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(value, "missing"), 0)),
+                        "REPORTS");
+    assert_string_equal(json_string_value(json_object_get(value, "priority")), "HIGH");
+    assert_string_equal(json_string_value(json_object_get(value, "operator_id")), "op-17");
+    json_decref(lines);
+
+    /* Wrong decisions, case ids and InfoItems are refused before anything is sent. */
+    const char *bad_decision[] = {"review", case_id, "maybe", NULL};
+    const char *bad_case[] = {"review", "not-a-uuid", "approve", NULL};
+    const char *bad_item[] = {"review", case_id, "request-info", "--missing", "x-rays", NULL};
+    r = run(bad_decision);
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = run(bad_case);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "UUID"));
+    result_free(&r);
+    r = run(bad_item);
+    assert_int_not_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "$.missing[0]"));
+    result_free(&r);
+}
+
 /* A dead letter carries a copy of another topic's record: tail decodes it with the writer's
  * schema from the registry and shows the dlq.* headers; an undecodable record before it is
  * reported and the tail goes on. */
@@ -704,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_tail_max),
         cmocka_unit_test(test_produce_rejects_bad_files),
         cmocka_unit_test(test_tail_dead_letters),
+        cmocka_unit_test(test_case_commands),
         cmocka_unit_test(test_tail_stops_on_sigterm),
     };
     /* A child's stdout closing early must not kill the test. */

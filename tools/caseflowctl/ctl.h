@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "avro_serde.h"
 #include "config.h"
 #include "registry.h"
@@ -52,10 +54,23 @@ int ctl_parse_int(const char *text, long long min, long long max, long long *out
 /* True if arg is "-h" or "--help". */
 int ctl_is_help(const char *arg);
 
+/* Reads and parses a JSON file ("-": stdin; at most 64 MiB). NULL after reporting why; the
+ * report names the file, line and column, never the content. The caller json_decrefs. */
+json_t *ctl_load_json(const char *path);
+
+/* Produces doc (one object or an array of objects) to a caseflow topic as `produce` does:
+ * meta completed, bare records wrapped, every record checked before the first is sent, one
+ * {"topic","key","event_id"} line printed per record. source names doc in messages. Returns
+ * an exit code. */
+int ctl_produce_json(const struct ctl *ctl, const char *topic, json_t *doc, const char *source);
+
 /* Command entry points; each returns an exit code (CTL_EXIT_*). */
 int ctl_topics_create(const struct ctl *ctl, int argc, char **argv);
 int ctl_schemas_register(const struct ctl *ctl, int argc, char **argv);
 int ctl_tail(const struct ctl *ctl, int argc, char **argv);
 int ctl_produce(const struct ctl *ctl, int argc, char **argv);
+int ctl_submit(const struct ctl *ctl, int argc, char **argv);
+int ctl_provide_info(const struct ctl *ctl, int argc, char **argv);
+int ctl_review(const struct ctl *ctl, int argc, char **argv);
 
 #endif

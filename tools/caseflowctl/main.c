@@ -1,5 +1,5 @@
 /* main.c — caseflowctl, the operator CLI (DESIGN.md §4): argument dispatch, configuration,
- * logging and signals. The commands live in topics.c, schemas.c, tail.c and produce.c. */
+ * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c and case.c. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +70,23 @@ static const struct command commands[] = {
      "    wrapped, so a sample inquiry can be produced as it is. Every object is checked\n"
      "    before the first is sent. Prints {\"topic\",\"key\",\"event_id\"} per record.\n",
      ctl_produce},
+    {"submit", NULL, "FILE.json|-",
+     "    Submit the inquiry (or each inquiry of the array) in FILE, as web front ends do:\n"
+     "    produce caseflow.inquiry.submitted with a bare inquiry wrapped.\n",
+     ctl_submit},
+    {"provide-info", NULL, "CASE FILE.json|-",
+     "    Produce CaseInfoProvided for the case: FILE holds the fields supplied (contact,\n"
+     "    reports, guardian, date_of_birth, description, meld_score, transplant_status,\n"
+     "    consent); meta is filled in with the case id.\n",
+     ctl_provide_info},
+    {"review", NULL,
+     "CASE approve|reject|request-info [--reason CODE] [--missing ITEM]... [--priority P]\n"
+     "                     [--operator ID]",
+     "    Record an operator's decision on a case under review (CaseReviewed). --reason is a\n"
+     "    stable code (note_code), never free text; --missing names an InfoItem to ask for\n"
+     "    (request-info; repeatable, e.g. --missing reports); --priority overrides\n"
+     "    validation's (urgent, high, routine); --operator is an id, not a name.\n",
+     ctl_review},
 };
 #define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 

@@ -57,7 +57,7 @@ static int read_file(const char *path, char **out, size_t *len)
 
     *out = NULL;
     if (f == NULL) {
-        ctl_error("produce: %s: cannot open: %s", path, strerror(errno));
+        ctl_error("%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     for (;;) {
@@ -65,14 +65,14 @@ static int read_file(const char *path, char **out, size_t *len)
             size_t ncap = cap == 0 ? 65536 : cap * 2;
             char *nbuf;
             if (cap >= MAX_FILE_BYTES) {
-                ctl_error("produce: %s: larger than %u bytes", path, MAX_FILE_BYTES);
+                ctl_error("%s: larger than %u bytes", path, MAX_FILE_BYTES);
                 goto out;
             }
             if (ncap > MAX_FILE_BYTES)
                 ncap = MAX_FILE_BYTES;
             /* One byte more for the terminating NUL. */
             if ((nbuf = realloc(buf, ncap + 1)) == NULL) {
-                ctl_error("produce: %s: out of memory", path);
+                ctl_error("%s: out of memory", path);
                 goto out;
             }
             buf = nbuf;
@@ -82,7 +82,7 @@ static int read_file(const char *path, char **out, size_t *len)
         n += got;
         if (got == 0) {
             if (ferror(f)) {
-                ctl_error("produce: %s: read error", path);
+                ctl_error("%s: read error", path);
                 goto out;
             }
             break;
@@ -278,26 +278,30 @@ nomem:
     return -1;
 }
 
-/* Parses the file into run->doc. Errors name the file, line and column; jansson's "near
+/* Parses a JSON file ("-": stdin). Errors name the file, line and column; jansson's "near
  * '...'" part is left out, as it would echo the file's content. */
-static int load(struct produce_run *run)
+json_t *ctl_load_json(const char *path)
 {
     char *text = NULL;
     size_t len = 0;
     json_error_t jerr;
 
-    if (read_file(run->file, &text, &len) != 0)
-        return -1;
-    run->doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (read_file(path, &text, &len) != 0)
+        return NULL;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
-    if (run->doc == NULL) {
+    if (doc == NULL) {
         char *near = strstr(jerr.text, " near ");
         if (near != NULL)
             *near = '\0';
-        ctl_error("produce: %s:%d:%d: invalid JSON: %s", run->file, jerr.line, jerr.column,
-                  jerr.text);
-        return -1;
+        ctl_error("%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column, jerr.text);
     }
+    return doc;
+}
+
+/* Sets how many records run->doc holds (an object is one). */
+static int count_records(struct produce_run *run)
+{
     if (json_is_array(run->doc)) {
         run->is_array = true;
         run->count = json_array_size(run->doc);
@@ -326,6 +330,26 @@ static int print_result(const struct produce_run *run, const struct pending *p)
 
 int ctl_produce(const struct ctl *ctl, int argc, char **argv)
 {
+    if (argc != 3) {
+        ctl_error("usage: caseflowctl produce TOPIC FILE.json|-");
+        return CTL_EXIT_USAGE;
+    }
+    if (cf_topics_find(argv[1]) == NULL) {
+        ctl_error("produce: %.249s is not a caseflow topic (caseflowctl --help lists what "
+                  "topics create makes; dead letters are replayed, not produced)",
+                  argv[1]);
+        return CTL_EXIT_USAGE;
+    }
+    json_t *doc = ctl_load_json(argv[2]);
+    if (doc == NULL)
+        return CTL_EXIT_FAIL;
+    int rc = ctl_produce_json(ctl, argv[1], doc, argv[2]);
+    json_decref(doc);
+    return rc;
+}
+
+int ctl_produce_json(const struct ctl *ctl, const char *topic, json_t *doc, const char *source)
+{
     struct produce_run run;
     struct cf_registry *registry = NULL;
     struct cf_serde *serde = NULL;
@@ -337,20 +361,11 @@ int ctl_produce(const struct ctl *ctl, int argc, char **argv)
     cf_status st;
 
     memset(&run, 0, sizeof(run));
-    if (argc != 3) {
-        ctl_error("usage: caseflowctl produce TOPIC FILE.json|-");
-        return CTL_EXIT_USAGE;
-    }
-    run.topic = argv[1];
-    run.file = argv[2];
+    run.topic = topic;
+    run.file = source;
     run.info = cf_topics_find(run.topic);
-    if (run.info == NULL) {
-        ctl_error("produce: %.249s is not a caseflow topic (caseflowctl --help lists what "
-                  "topics create makes; dead letters are replayed, not produced)",
-                  run.topic);
-        return CTL_EXIT_USAGE;
-    }
-    if (load(&run) != 0)
+    run.doc = json_incref(doc);
+    if (run.info == NULL || count_records(&run) != 0)
         goto out;
     if ((run.records = json_array()) == NULL ||
         (run.count > 0 && (run.pending = calloc(run.count, sizeof(*run.pending))) == NULL)) {
