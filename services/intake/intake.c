@@ -1,0 +1,443 @@
+/* intake.c — intake's Kafka path: keyed identity hashes, duplicate folding in Redis, the
+ * CaseOpened record and the loop's handler. See intake.h and README.md ("Kafka path"). */
+#include "intake.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "avro_convert.h"
+#include "cloudevents.h"
+#include "log.h"
+#include "normalize.h"
+
+/* Longest message intake hashes: two texts of INTAKE_TEXT_MAX and a few separators. */
+#define INTAKE_HASH_INPUT_MAX (2u * INTAKE_TEXT_MAX + 64u)
+/* Length of a claim value: "<case uuid>/<event uuid>". */
+#define INTAKE_CLAIM_LEN (2 * CF_UUID_LEN + 1)
+
+/* HMAC-SHA256(secret, parts[0] || "\n" || parts[1] || ... ) as lower-case hex. ascii_lower
+ * says which parts are lower-cased (ASCII letters only) before hashing. The separator cannot
+ * occur inside a normalised email, phone or enum symbol, so distinct inputs give distinct
+ * messages. */
+static cf_status keyed_hash(const unsigned char *secret, size_t secret_len,
+                            const char *const *parts, const bool *ascii_lower, size_t nparts,
+                            char out[INTAKE_KEY_HEX_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    size_t total = 0, pos = 0;
+    unsigned char *msg = NULL;
+    cf_status st = CF_OK;
+
+    if (secret == NULL || secret_len == 0 || secret_len > (size_t)INT32_MAX)
+        return CF_EINVAL;
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i] == NULL)
+            return CF_EINVAL;
+        total += strlen(parts[i]) + 1;
+        if (total > INTAKE_HASH_INPUT_MAX)
+            return CF_ETOOBIG;
+    }
+    if ((msg = malloc(total + 1)) == NULL)
+        return CF_ENOMEM;
+    for (size_t i = 0; i < nparts; i++) {
+        size_t n = strlen(parts[i]);
+        for (size_t k = 0; k < n; k++) {
+            unsigned char c = (unsigned char)parts[i][k];
+            msg[pos++] = (ascii_lower != NULL && ascii_lower[i] && c >= 'A' && c <= 'Z')
+                             ? (unsigned char)(c - 'A' + 'a')
+                             : c;
+        }
+        if (i + 1 < nparts)
+            msg[pos++] = '\n';
+    }
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, msg, pos, md, &md_len) == NULL ||
+        md_len != INTAKE_KEY_HEX_LEN / 2) {
+        st = CF_EFATAL; /* libcrypto without SHA-256: nothing later can work */
+        goto out;
+    }
+    for (unsigned int i = 0; i < md_len; i++) {
+        static const char hex[] = "0123456789abcdef";
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0x0f];
+    }
+    out[INTAKE_KEY_HEX_LEN] = '\0';
+out:
+    /* The message holds an email or a phone number: do not leave it in freed memory. */
+    memset(msg, 0, total + 1);
+    free(msg);
+    return st;
+}
+
+/* The string at obj.k1.k2 (k2 may be NULL), or NULL when absent, null or not a string. */
+static const char *str_at(const json_t *obj, const char *k1, const char *k2)
+{
+    const json_t *v = json_object_get(obj, k1);
+    if (k2 != NULL)
+        v = json_object_get(v, k2);
+    return json_string_value(v);
+}
+
+cf_status intake_fold_key(const unsigned char *secret, size_t secret_len, const char *kind,
+                          const char *value, const char *category,
+                          char out[INTAKE_KEY_HEX_LEN + 1])
+{
+    if (kind == NULL || value == NULL || category == NULL || out == NULL)
+        return CF_EINVAL;
+    /* Emails are matched without case: the local part may be case-sensitive in theory, but a
+     * person who types "Alex@" once and "alex@" next time is far likelier than two people whose
+     * addresses differ only in case. The event keeps the address as the patient wrote it. */
+    const char *parts[] = {"fold", kind, value, category};
+    const bool lower[] = {false, false, strcmp(kind, "email") == 0, false};
+    return keyed_hash(secret, secret_len, parts, lower, 4, out);
+}
+
+cf_status intake_patient_key(const unsigned char *secret, size_t secret_len,
+                             const json_t *inquiry, char out[INTAKE_KEY_HEX_LEN + 1],
+                             char *errbuf, size_t errlen)
+{
+    const char *email = str_at(inquiry, "contact", "email");
+    const char *phone = str_at(inquiry, "contact", "phone");
+    const char *inquiry_id = str_at(inquiry, "inquiry_id", NULL);
+    const char *parts[3] = {"patient", NULL, NULL};
+    bool lower[3] = {false, false, false};
+    cf_status st;
+
+    if (email != NULL && email[0] != '\0') {
+        lower[2] = true; /* as in intake_fold_key */
+        parts[1] = "email";
+        parts[2] = email;
+    } else if (phone != NULL && phone[0] != '\0') {
+        parts[1] = "phone";
+        parts[2] = phone;
+    } else if (inquiry_id != NULL) {
+        parts[1] = "inquiry";
+        parts[2] = inquiry_id;
+    } else {
+        return cf_fail(errbuf, errlen, CF_EINVAL, "$.inquiry.inquiry_id: missing");
+    }
+    st = keyed_hash(secret, secret_len, parts, lower, 3, out);
+    if (st != CF_OK)
+        return cf_fail(errbuf, errlen, st, "patient_key: %s", cf_strerror(st));
+    return CF_OK;
+}
+
+cf_status intake_fold_keys(const unsigned char *secret, size_t secret_len, const json_t *inquiry,
+                           char keys[INTAKE_FOLD_MAX_KEYS][INTAKE_REDIS_KEY_MAX], size_t *nkeys,
+                           char *errbuf, size_t errlen)
+{
+    const char *inquiry_id = str_at(inquiry, "inquiry_id", NULL);
+    const char *idem = str_at(inquiry, "idempotency_key", NULL);
+    const char *category = str_at(inquiry, "condition", "category");
+    const char *contact[2][2] = {{"email", str_at(inquiry, "contact", "email")},
+                                 {"phone", str_at(inquiry, "contact", "phone")}};
+    char hash[INTAKE_KEY_HEX_LEN + 1];
+    size_t n = 0;
+    cf_status st;
+
+    *nkeys = 0;
+    if (inquiry_id == NULL || !cf_uuid_valid(inquiry_id))
+        return cf_fail(errbuf, errlen, CF_EINVAL, "$.inquiry.inquiry_id: not a UUID");
+    (void)snprintf(keys[n++], INTAKE_REDIS_KEY_MAX, "intake:inquiry:%s", inquiry_id);
+    if (idem != NULL && idem[0] != '\0') {
+        /* A client's key is free text: hashed like personal data, never used as it is. */
+        if ((st = intake_fold_key(secret, secret_len, "idempotency", idem, "", hash)) != CF_OK)
+            return cf_fail(errbuf, errlen, st, "$.inquiry.idempotency_key: %s",
+                           cf_strerror(st));
+        (void)snprintf(keys[n++], INTAKE_REDIS_KEY_MAX, "intake:idem:%s", hash);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (contact[i][1] == NULL || contact[i][1][0] == '\0')
+            continue;
+        st = intake_fold_key(secret, secret_len, contact[i][0], contact[i][1],
+                             category != NULL ? category : "", hash);
+        if (st != CF_OK)
+            return cf_fail(errbuf, errlen, st, "$.inquiry.contact.%s: %s", contact[i][0],
+                           cf_strerror(st));
+        (void)snprintf(keys[n++], INTAKE_REDIS_KEY_MAX, "intake:person:%s", hash);
+    }
+    *nkeys = n;
+    return CF_OK;
+}
+
+/* Splits a claim value into its case and event ids (each CF_UUID_LEN + 1 bytes). */
+static bool parse_claim(const char *value, size_t len, char *case_id, char *event_id)
+{
+    if (len != INTAKE_CLAIM_LEN || value[CF_UUID_LEN] != '/')
+        return false;
+    memcpy(case_id, value, CF_UUID_LEN);
+    case_id[CF_UUID_LEN] = '\0';
+    memcpy(event_id, value + CF_UUID_LEN + 1, CF_UUID_LEN);
+    event_id[CF_UUID_LEN] = '\0';
+    return cf_uuid_valid(case_id) && cf_uuid_valid(event_id);
+}
+
+cf_status intake_fold(struct cf_redis *redis, const char *const *keys, size_t nkeys,
+                      const char *event_id, const char *new_case_id, long long ttl_seconds,
+                      struct intake_fold_result *out, char *errbuf, size_t errlen)
+{
+    char claim[INTAKE_CLAIM_LEN + 1];
+    char held_case[CF_UUID_LEN + 1], held_event[CF_UUID_LEN + 1];
+    char *held = NULL;
+    size_t held_len = 0;
+    cf_status st = CF_OK;
+
+    if (!cf_uuid_valid(event_id) || !cf_uuid_valid(new_case_id) || nkeys == 0)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "fold: bad arguments");
+    memset(out, 0, sizeof(*out));
+    (void)snprintf(claim, sizeof(claim), "%s/%s", new_case_id, event_id);
+
+    for (size_t i = 0; i < nkeys; i++) {
+        bool was_set = false;
+        /* A claim can expire between SET NX and GET; then claim it again (a few times only:
+         * it cannot keep expiring). */
+        for (int attempt = 0; attempt < 3; attempt++) {
+            st = cf_redis_set_nx(redis, keys[i], claim, INTAKE_CLAIM_LEN, ttl_seconds, &was_set,
+                                 errbuf, errlen);
+            if (st != CF_OK || was_set)
+                break;
+            st = cf_redis_get(redis, keys[i], &held, &held_len, errbuf, errlen);
+            if (st != CF_ENOTFOUND)
+                break;
+        }
+        if (st == CF_ENOTFOUND)
+            st = cf_fail(errbuf, errlen, CF_EIO, "fold: %s keeps expiring", keys[i]);
+        if (st != CF_OK)
+            goto out;
+        if (was_set)
+            continue;
+        if (!parse_claim(held, held_len, held_case, held_event)) {
+            st = cf_fail(errbuf, errlen, CF_EINVAL, "fold: %s does not hold a claim", keys[i]);
+            goto out;
+        }
+        bool ours = strcmp(held_event, event_id) == 0;
+        if (strcmp(held, claim) != 0) {
+            /* The keys claimed before this one point at our claim; point them at the claim
+             * that wins, so a retry of this event, or the next duplicate, gets the same
+             * answer whichever key it tries first. */
+            for (size_t k = 0; k < i; k++) {
+                st = cf_redis_set(redis, keys[k], held, held_len, ttl_seconds, errbuf, errlen);
+                if (st != CF_OK)
+                    goto out;
+            }
+        }
+        memcpy(claim, held, INTAKE_CLAIM_LEN);
+        claim[INTAKE_CLAIM_LEN] = '\0';
+        free(held);
+        held = NULL;
+        if (!ours) {
+            out->duplicate = true;
+            break;
+        }
+    }
+    memcpy(out->case_id, claim, CF_UUID_LEN);
+    out->case_id[CF_UUID_LEN] = '\0';
+out:
+    free(held);
+    return st;
+}
+
+/* Sets obj[key] to a copy of src[key] (null when absent). */
+static int copy_member(json_t *obj, const char *key, const json_t *src)
+{
+    const json_t *v = json_object_get(src, key);
+    return json_object_set_new(obj, key, v != NULL ? json_deep_copy(v) : json_null());
+}
+
+static json_t *build_recipient(const json_t *inquiry)
+{
+    const json_t *patient = json_object_get(inquiry, "patient");
+    const json_t *contact = json_object_get(inquiry, "contact");
+    const json_t *windows = json_object_get(contact, "contact_windows");
+    json_t *r = json_object();
+    bool has_email = str_at(contact, "email", NULL) != NULL;
+    bool has_phone = str_at(contact, "phone", NULL) != NULL;
+
+    if (r == NULL)
+        return NULL;
+    /* A consent counts only where the channel exists (Recipient's documentation). */
+    if (copy_member(r, "given_name", patient) != 0 || copy_member(r, "family_name", patient) != 0 ||
+        copy_member(r, "language", patient) != 0 || copy_member(r, "country", patient) != 0 ||
+        copy_member(r, "time_zone", patient) != 0 ||
+        json_object_set_new(r, "email", has_email ? json_deep_copy(json_object_get(contact, "email"))
+                                                  : json_null()) != 0 ||
+        json_object_set_new(r, "phone", has_phone ? json_deep_copy(json_object_get(contact, "phone"))
+                                                  : json_null()) != 0 ||
+        json_object_set_new(
+            r, "consent_email",
+            json_boolean(has_email && json_is_true(json_object_get(contact, "consent_email")))) !=
+            0 ||
+        json_object_set_new(
+            r, "consent_sms",
+            json_boolean(has_phone && json_is_true(json_object_get(contact, "consent_sms")))) !=
+            0 ||
+        json_object_set_new(r, "contact_windows",
+                            json_is_array(windows) ? json_deep_copy(windows) : json_array()) != 0) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
+}
+
+cf_status intake_build_case_opened(const json_t *submitted, const struct intake_case_params *p,
+                                   json_t **out, char *errbuf, size_t errlen)
+{
+    const json_t *inquiry = json_object_get(submitted, "inquiry");
+    const char *inquiry_id = str_at(inquiry, "inquiry_id", NULL);
+    const char *cause = str_at(submitted, "meta", "event_id");
+    char when[32];
+    json_t *event = NULL, *meta = NULL, *recipient = NULL;
+
+    *out = NULL;
+    if (p == NULL || p->case_id == NULL || p->event_id == NULL || p->producer == NULL ||
+        p->patient_key == NULL)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "case parameters missing");
+    if (!json_is_object(inquiry))
+        return cf_fail(errbuf, errlen, CF_EINVAL, "$.inquiry: missing or not an object");
+    if (inquiry_id == NULL)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "$.inquiry.inquiry_id: missing");
+    if (cause == NULL)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "$.meta.event_id: missing");
+    cf_avro_format_millis(p->occurred_at_ms, when, sizeof(when));
+
+    meta = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event_id", p->event_id, "case_id",
+                     p->case_id, "occurred_at", when, "producer", p->producer, "correlation_id",
+                     inquiry_id, "causation_id", cause);
+    recipient = build_recipient(inquiry);
+    if (meta == NULL || recipient == NULL)
+        goto nomem;
+    /* "o" steals the references: meta, the inquiry's copy and recipient belong to event. */
+    event = json_pack("{s:o, s:s, s:o, s:i, s:s, s:o}", "meta", meta, "case_id", p->case_id,
+                      "inquiry", json_deep_copy(inquiry), "duplicate_count", p->duplicate_count,
+                      "patient_key", p->patient_key, "recipient", recipient);
+    meta = recipient = NULL;
+    if (event == NULL)
+        goto nomem;
+    *out = event;
+    return CF_OK;
+nomem:
+    json_decref(meta);
+    json_decref(recipient);
+    return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory building CaseOpened");
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Country codes are compared and matched upper-case (ISO 3166-1 alpha-2 as written). */
+static cf_status upper_country(json_t *inquiry)
+{
+    json_t *patient = json_object_get(inquiry, "patient");
+    const char *country = str_at(patient, "country", NULL);
+    char buf[8];
+    size_t n;
+
+    if (country == NULL || (n = strlen(country)) >= sizeof(buf))
+        return CF_OK; /* conversion to Avro or validation reports it */
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = (country[i] >= 'a' && country[i] <= 'z') ? (char)(country[i] - 'a' + 'A')
+                                                          : country[i];
+    return json_object_set_new(patient, "country", json_string(buf)) == 0 ? CF_OK : CF_ENOMEM;
+}
+
+cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
+                        char *errbuf, size_t errlen)
+{
+    struct intake *intake = ctx;
+    json_t *submitted = NULL, *opened = NULL;
+    struct intake_field_error field_errors[8];
+    size_t nfield_errors = 0;
+    char keys[INTAKE_FOLD_MAX_KEYS][INTAKE_REDIS_KEY_MAX];
+    const char *key_ptrs[INTAKE_FOLD_MAX_KEYS];
+    size_t nkeys = 0;
+    char patient_key[INTAKE_KEY_HEX_LEN + 1];
+    char new_case_id[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1];
+    struct intake_fold_result fold;
+    struct cf_cloudevent ce;
+    unsigned char *wire = NULL;
+    size_t wire_len = 0;
+    cf_status st;
+
+    if (in->value == NULL) {
+        st = cf_fail(errbuf, errlen, CF_EDECODE, "value: null");
+        goto out;
+    }
+    st = cf_serde_decode_json(intake->serde, INTAKE_INPUT_TOPIC, in->value, in->value_len,
+                              &submitted, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    const char *cause = str_at(submitted, "meta", "event_id");
+    json_t *inquiry = json_object_get(submitted, "inquiry");
+    if (cause == NULL || !cf_uuid_valid(cause)) {
+        st = cf_fail(errbuf, errlen, CF_EINVAL, "$.meta.event_id: not a UUID");
+        goto out;
+    }
+    st = intake_normalize_inquiry(inquiry, errbuf, errlen, field_errors,
+                                  sizeof(field_errors) / sizeof(field_errors[0]),
+                                  &nfield_errors);
+    if (st == CF_OK)
+        st = upper_country(inquiry);
+    if (st != CF_OK)
+        goto out;
+    st = intake_fold_keys(intake->secret, intake->secret_len, inquiry, keys, &nkeys, errbuf,
+                          errlen);
+    if (st != CF_OK)
+        goto out;
+    st = intake_patient_key(intake->secret, intake->secret_len, inquiry, patient_key, errbuf,
+                            errlen);
+    if (st != CF_OK)
+        goto out;
+    const char *inquiry_id = str_at(inquiry, "inquiry_id", NULL); /* a UUID: fold_keys checked */
+    if ((st = cf_uuid_v4(new_case_id)) != CF_OK || (st = cf_uuid_v4(event_id)) != CF_OK) {
+        (void)cf_fail(errbuf, errlen, st, "uuid: %s", cf_strerror(st));
+        goto out;
+    }
+    for (size_t i = 0; i < nkeys; i++)
+        key_ptrs[i] = keys[i];
+    st = intake_fold(intake->redis, key_ptrs, nkeys, cause, new_case_id, INTAKE_FOLD_TTL_SECONDS,
+                     &fold, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    if (fold.duplicate) {
+        /* Folded: the case exists and its CaseOpened went out with the first inquiry. */
+        CF_LOG(CF_LOG_INFO, "inquiry_folded", CF_LOG_ID("case_id", fold.case_id),
+               CF_LOG_ID("inquiry_id", inquiry_id), CF_LOG_ID("causation_id", cause));
+        goto out;
+    }
+
+    struct intake_case_params params = {fold.case_id, event_id, now_ms(), intake->producer,
+                                        patient_key, 0};
+    st = intake_build_case_opened(submitted, &params, &opened, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    st = cf_serde_encode_json(intake->serde, INTAKE_OUTPUT_TOPIC, opened, &wire, &wire_len,
+                              errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    st = cf_cloudevent_from_json(&ce, INTAKE_SERVICE, INTAKE_CASE_OPENED_TYPE, opened, errbuf,
+                                 errlen);
+    if (st != CF_OK)
+        goto out;
+    st = cf_kafka_out_add(out, INTAKE_OUTPUT_TOPIC, fold.case_id, CF_UUID_LEN, wire, wire_len,
+                          ce.headers, CF_CE_HEADER_COUNT);
+    if (st != CF_OK) {
+        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
+        goto out;
+    }
+    CF_LOG(CF_LOG_INFO, "case_opened", CF_LOG_ID("case_id", fold.case_id),
+           CF_LOG_ID("inquiry_id", inquiry_id), CF_LOG_ID("event_id", event_id),
+           CF_LOG_ID("causation_id", cause));
+out:
+    free(wire);
+    json_decref(opened);
+    json_decref(submitted);
+    return st;
+}

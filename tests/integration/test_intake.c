@@ -1,0 +1,512 @@
+/* test_intake.c — caseflow-intake against the real stack (deploy/stack up): an inquiry
+ * submitted with caseflowctl opens exactly one case on caseflow.case.opened, normalised and
+ * correlated; the same idempotency key again opens none; a garbage record and an invalid
+ * inquiry are dead-lettered while the service keeps going; SIGTERM stops it with status 0.
+ *
+ * Other runs (and other tests) write to the same topics, and the consumer group is intake's
+ * own, so the test only looks at records carrying its own fresh ids; each run has its own
+ * identity secret, email and phone, so earlier runs' claims in Redis fold nothing here.
+ * Every wait is bounded and children still running at the end are killed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "avro_serde.h"
+#include "config.h"
+#include "kafka.h"
+#include "registry.h"
+#include "uuid.h"
+#include "test_env.h"
+
+#define CTL CF_BINARY_DIR "/tools/caseflowctl/caseflowctl"
+#define INTAKE CF_BINARY_DIR "/services/caseflow-intake"
+#define SAMPLE CF_TESTS_DIR "/../deploy/samples/inquiry-en-cirrhosis.json"
+
+#define CTL_TIMEOUT_MS 60000
+#define EVENT_TIMEOUT_MS 90000 /* first one: transactions, group join, registry */
+#define STOP_TIMEOUT_MS 40000
+
+extern char **environ;
+
+static char run_id[24];
+static char log_path[128];
+static pid_t intake_pid = -1;
+static struct cf_config *config;
+static struct cf_registry *registry;
+static struct cf_serde *serde;
+static struct cf_kafka_consumer *consumer;
+/* Decoded records of caseflow.case.opened and raw dead letters of this run seen so far. */
+static json_t *seen;
+
+static const struct cf_config_entry table[] = {
+    CF_CONFIG_COMMON_ENTRIES,
+    CF_CONFIG_KAFKA_ENTRIES,
+};
+
+/* Waits for pid up to timeout_ms; returns the exit status (128 + signal), or -1 after killing
+ * a child that overstayed. */
+static int wait_child(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int wstatus = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &wstatus, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR)
+            return -1;
+        if (cf_test_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &wstatus, 0);
+            return -1;
+        }
+        cf_test_sleep_ms(50);
+    }
+    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+/* Starts path with argv and the environment without CASEFLOW_* plus extra (NULL-terminated),
+ * stdout and stderr to out_path (appended). The environment is built before fork. */
+static pid_t spawn(const char *path, char *const *argv, const char *const *extra,
+                   const char *out_path)
+{
+    const char *envp[600];
+    size_t n = 0;
+    for (char **e = environ; *e != NULL && n < 500; e++)
+        if (strncmp(*e, "CASEFLOW_", 9) != 0)
+            envp[n++] = *e;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 598; i++)
+        envp[n++] = extra[i];
+    envp[n] = NULL;
+    int fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    assert_true(fd >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execve(path, argv, (char *const *)envp);
+        _exit(127);
+    }
+    close(fd);
+    return pid;
+}
+
+/* Reads a whole file (NUL-terminated, the caller frees). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[8192];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, got, m);
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+/* Runs caseflowctl with args (NULL-terminated); asserts exit 0; returns its stdout. */
+static char *ctl(const char *const *args)
+{
+    char out_path[] = "/tmp/test-intake-ctl-XXXXXX";
+    int fd = mkstemp(out_path);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[16] = {(char *)CTL};
+    size_t n = 1;
+    for (size_t i = 0; args[i] != NULL && n < 15; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    int status = wait_child(spawn(CTL, argv, NULL, out_path), CTL_TIMEOUT_MS);
+    char *out = slurp(out_path);
+    unlink(out_path);
+    if (status != 0)
+        fail_msg("caseflowctl %s: status %d\n%s", args[0], status, out);
+    return out;
+}
+
+/* Submits inquiry with caseflowctl submit; returns the event id (the caller frees). */
+static char *submit(const json_t *inquiry)
+{
+    char path[] = "/tmp/test-intake-inquiry-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(json_dump_file(inquiry, path, 0), 0);
+    const char *args[] = {"submit", path, NULL};
+    char *out = ctl(args);
+    unlink(path);
+    json_error_t jerr;
+    json_t *line = json_loads(out, JSON_DISABLE_EOF_CHECK, &jerr);
+    if (line == NULL)
+        fail_msg("submit printed no JSON: %s", out);
+    char *event_id = strdup(json_string_value(json_object_get(line, "event_id")));
+    json_decref(line);
+    free(out);
+    return event_id;
+}
+
+/* A fresh copy of the sample: new inquiry id, idempotency key, email and phone of this run,
+ * and whitespace, an upper-case domain and a national phone for intake to normalise. */
+static json_t *fresh_inquiry(char *inquiry_id, const char *idem, int person)
+{
+    json_error_t jerr;
+    json_t *inq = json_load_file(SAMPLE, 0, &jerr);
+    assert_non_null(inq);
+    assert_int_equal(cf_uuid_v4(inquiry_id), CF_OK);
+    char email[128], phone[32];
+    snprintf(email, sizeof(email), "alex.%s.%d@EXAMPLE.com", run_id, person);
+    /* US numbers: (NXX) NXX-XXXX; vary the last digits per run and person. */
+    snprintf(phone, sizeof(phone), "(555) 2%02d-%04d", person % 100, (int)(getpid() % 10000));
+    json_object_set_new(inq, "inquiry_id", json_string(inquiry_id));
+    json_object_set_new(inq, "idempotency_key", json_string(idem));
+    json_t *patient = json_object_get(inq, "patient");
+    json_object_set_new(patient, "given_name", json_string("  Alex \t Maria  "));
+    json_t *contact = json_object_get(inq, "contact");
+    json_object_set_new(contact, "email", json_string(email));
+    json_object_set_new(contact, "phone", json_string(phone));
+    return inq;
+}
+
+/* The first record of topic in seen whose key, inquiry id or case id (field) is want. */
+static const json_t *find(const char *topic, const char *field, const char *want)
+{
+    size_t i;
+    json_t *rec;
+    json_array_foreach(seen, i, rec) {
+        if (strcmp(json_string_value(json_object_get(rec, "topic")), topic) != 0)
+            continue;
+        json_t *v = json_object_get(rec, "value");
+        const char *got = NULL;
+        if (strcmp(field, "key") == 0)
+            got = json_string_value(json_object_get(rec, "key"));
+        else if (strcmp(field, "inquiry_id") == 0)
+            got = json_string_value(json_object_get(json_object_get(v, "inquiry"), "inquiry_id"));
+        else if (strcmp(field, "case_id") == 0)
+            got = json_string_value(json_object_get(v, "case_id"));
+        if (got != NULL && strcmp(got, want) == 0)
+            return rec;
+    }
+    return NULL;
+}
+
+static size_t count(const char *topic, const char *field, const char *want)
+{
+    size_t n = 0, i;
+    json_t *rec;
+    json_t *copy = json_array();
+    /* find() returns the first match; count by removing matches from a scratch list. */
+    json_array_foreach(seen, i, rec) json_array_append(copy, rec);
+    json_t *saved = seen;
+    seen = copy;
+    const json_t *hit;
+    while ((hit = find(topic, field, want)) != NULL) {
+        n++;
+        for (size_t k = 0; k < json_array_size(seen); k++)
+            if (json_array_get(seen, k) == hit) {
+                json_array_remove(seen, k);
+                break;
+            }
+    }
+    seen = saved;
+    json_decref(copy);
+    return n;
+}
+
+static void poll_into_seen(int timeout_ms)
+{
+    struct cf_kafka_record *r = NULL;
+    char err[512];
+    cf_status st = cf_kafka_consumer_poll(consumer, timeout_ms, &r, err, sizeof(err));
+    if (st != CF_OK)
+        return;
+    json_t *rec = json_object();
+    json_object_set_new(rec, "topic", json_string(r->topic));
+    json_object_set_new(rec, "key", json_stringn(r->key != NULL ? r->key : "", r->key_len));
+    json_t *headers = json_object();
+    for (size_t i = 0; i < r->header_count; i++)
+        json_object_set_new(headers, r->headers[i].name,
+                            json_stringn(r->headers[i].value != NULL ? r->headers[i].value : "",
+                                         r->headers[i].len));
+    json_object_set_new(rec, "headers", headers);
+    json_t *value = NULL;
+    if (strcmp(r->topic, "caseflow.case.opened") == 0 &&
+        cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value, err,
+                             sizeof(err)) == CF_OK)
+        json_object_set_new(rec, "value", value);
+    json_array_append_new(seen, rec);
+    cf_kafka_record_release(r);
+}
+
+static const json_t *wait_for(const char *topic, const char *field, const char *want,
+                              int timeout_ms)
+{
+    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    const json_t *hit;
+    while ((hit = find(topic, field, want)) == NULL && cf_test_now_ms() < deadline)
+        poll_into_seen(200);
+    return hit;
+}
+
+/* True once intake's log has a line with both texts, waiting up to timeout_ms. */
+static bool wait_log(const char *event, const char *id, int timeout_ms)
+{
+    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    do {
+        char *log = slurp(log_path);
+        bool found = false;
+        for (char *line = log; line != NULL && *line != '\0' && !found;) {
+            char *nl = strchr(line, '\n');
+            if (nl != NULL)
+                *nl = '\0';
+            found = strstr(line, event) != NULL && strstr(line, id) != NULL;
+            line = nl != NULL ? nl + 1 : NULL;
+        }
+        free(log);
+        if (found)
+            return true;
+        poll_into_seen(200);
+    } while (cf_test_now_ms() < deadline);
+    return false;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[512];
+    cf_test_run_id(run_id, sizeof(run_id));
+    snprintf(log_path, sizeof(log_path), "/tmp/test-intake-%s.log", run_id);
+    config = cf_test_kafka_config(table, sizeof(table) / sizeof(table[0]));
+    if (config == NULL)
+        return -1;
+    if (cf_registry_new(cf_test_registry_url(), 10000, &registry, err, sizeof(err)) != CF_OK ||
+        cf_serde_new(registry, NULL, &serde, err, sizeof(err)) != CF_OK) {
+        fprintf(stderr, "registry: %s\n", err);
+        return -1;
+    }
+    seen = json_array();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (intake_pid > 0) {
+        kill(intake_pid, SIGKILL);
+        waitpid(intake_pid, NULL, 0);
+    }
+    cf_kafka_consumer_free(consumer);
+    json_decref(seen);
+    cf_serde_free(serde);
+    cf_registry_free(registry);
+    cf_config_free(config);
+    return 0;
+}
+
+static void test_intake_end_to_end(void **state)
+{
+    (void)state;
+    char err[512];
+    const char *create[] = {"topics", "create", NULL};
+    const char *reg[] = {"schemas", "register", NULL};
+    free(ctl(create));
+    free(ctl(reg));
+
+    /* Read both output topics from the start; only this run's ids are looked at. */
+    const char *topics[] = {"caseflow.case.opened", "caseflow.dlq.intake"};
+    assert_int_equal(cf_kafka_consumer_new(config, NULL, topics, 2, NULL, &consumer, err,
+                                           sizeof(err)),
+                     CF_OK);
+
+    static char env[8][160];
+    snprintf(env[0], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-intake-%s", run_id);
+    snprintf(env[1], sizeof(env[1]),
+             "CASEFLOW_INTAKE_IDENTITY_SECRET=test-intake-secret-%s-0123456789abcdef", run_id);
+    snprintf(env[2], sizeof(env[2]), "CASEFLOW_LOG_LEVEL=info");
+    snprintf(env[3], sizeof(env[3]), "CASEFLOW_BATCH_MAX_MS=50");
+    size_t ne = 4;
+    if (getenv("ASAN_OPTIONS") == NULL)
+        snprintf(env[ne++], sizeof(env[0]), "ASAN_OPTIONS=exitcode=86");
+    if (getenv("UBSAN_OPTIONS") == NULL)
+        snprintf(env[ne++], sizeof(env[0]), "UBSAN_OPTIONS=exitcode=86:print_stacktrace=1");
+    const char *extra[9];
+    for (size_t i = 0; i < ne; i++)
+        extra[i] = env[i];
+    extra[ne] = NULL;
+    char *argv[] = {(char *)INTAKE, NULL};
+    intake_pid = spawn(INTAKE, argv, extra, log_path);
+
+    /* 1. A new inquiry opens one case, normalised and correlated. */
+    char id_a[CF_UUID_LEN + 1], idem[96];
+    snprintf(idem, sizeof(idem), "test-intake-%s", run_id);
+    json_t *inq_a = fresh_inquiry(id_a, idem, 1);
+    char *event_a = submit(inq_a);
+    const json_t *rec = wait_for("caseflow.case.opened", "inquiry_id", id_a, EVENT_TIMEOUT_MS);
+    if (rec == NULL) {
+        char *log = slurp(log_path);
+        fail_msg("no CaseOpened for inquiry %s; intake log:\n%s", id_a, log);
+    }
+    const json_t *v = json_object_get(rec, "value");
+    const json_t *meta = json_object_get(v, "meta");
+    const char *case_id = json_string_value(json_object_get(v, "case_id"));
+    assert_non_null(case_id);
+    assert_true(cf_uuid_valid(case_id));
+    char case_a[CF_UUID_LEN + 1];
+    snprintf(case_a, sizeof(case_a), "%s", case_id);
+    assert_string_equal(json_string_value(json_object_get(rec, "key")), case_a);
+    assert_string_equal(json_string_value(json_object_get(meta, "case_id")), case_a);
+    assert_string_equal(json_string_value(json_object_get(meta, "correlation_id")), id_a);
+    assert_string_equal(json_string_value(json_object_get(meta, "causation_id")), event_a);
+    assert_memory_equal(json_string_value(json_object_get(meta, "producer")), "intake/", 7);
+    assert_int_equal(json_integer_value(json_object_get(v, "duplicate_count")), 0);
+    assert_int_equal(strlen(json_string_value(json_object_get(v, "patient_key"))), 64);
+    const json_t *inq = json_object_get(v, "inquiry");
+    const json_t *contact = json_object_get(inq, "contact");
+    char email[128];
+    snprintf(email, sizeof(email), "alex.%s.1@example.com", run_id);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(inq, "patient"),
+                                                          "given_name")),
+                        "Alex Maria");
+    assert_string_equal(json_string_value(json_object_get(contact, "email")), email);
+    const char *phone = json_string_value(json_object_get(contact, "phone"));
+    assert_true(phone != NULL && phone[0] == '+' && strncmp(phone, "+1555201", 8) == 0);
+    const json_t *recipient = json_object_get(v, "recipient");
+    assert_string_equal(json_string_value(json_object_get(recipient, "email")), email);
+    assert_string_equal(json_string_value(json_object_get(recipient, "phone")), phone);
+    assert_string_equal(json_string_value(json_object_get(recipient, "given_name")), "Alex Maria");
+    const json_t *headers = json_object_get(rec, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "ce_type")),
+                        "caseflow.event.CaseOpened");
+    assert_string_equal(json_string_value(json_object_get(headers, "ce_source")),
+                        "/caseflow/intake");
+    assert_string_equal(json_string_value(json_object_get(headers, "ce_id")),
+                        json_string_value(json_object_get(meta, "event_id")));
+    /* The log has ids, never the person's data. */
+    assert_true(wait_log("case_opened", case_a, 5000));
+
+    /* 2. The same idempotency key again (another inquiry id, person and condition): folded
+     * into case A, no second CaseOpened. */
+    char id_b[CF_UUID_LEN + 1];
+    json_t *inq_b = fresh_inquiry(id_b, idem, 2);
+    json_object_set_new(json_object_get(inq_b, "condition"), "category",
+                        json_string("FATTY_LIVER"));
+    free(submit(inq_b));
+    if (!wait_log("inquiry_folded", id_b, EVENT_TIMEOUT_MS))
+        fail_msg("inquiry %s was not folded", id_b);
+    assert_true(wait_log("inquiry_folded", case_a, 1000));
+
+    /* 3. The same person and condition again, new key: folded as well. */
+    char id_c[CF_UUID_LEN + 1], idem_c[96];
+    snprintf(idem_c, sizeof(idem_c), "test-intake-%s-c", run_id);
+    json_t *inq_c = fresh_inquiry(id_c, idem_c, 1);
+    free(submit(inq_c));
+    if (!wait_log("inquiry_folded", id_c, EVENT_TIMEOUT_MS))
+        fail_msg("inquiry %s (same person and condition) was not folded", id_c);
+
+    /* 4. Garbage on the input topic is dead-lettered. */
+    struct cf_kafka_producer *producer = NULL;
+    assert_int_equal(cf_kafka_producer_new(config, NULL, 30000, &producer, err, sizeof(err)),
+                     CF_OK);
+    char garbage_key[64];
+    snprintf(garbage_key, sizeof(garbage_key), "garbage-%s", run_id);
+    assert_int_equal(cf_kafka_produce_sync(producer, "caseflow.inquiry.submitted", garbage_key,
+                                           strlen(garbage_key), "not avro at all", 15, NULL, 0,
+                                           30000, err, sizeof(err)),
+                     CF_OK);
+    cf_kafka_producer_free(producer);
+    rec = wait_for("caseflow.dlq.intake", "key", garbage_key, EVENT_TIMEOUT_MS);
+    if (rec == NULL)
+        fail_msg("garbage record not dead-lettered");
+    headers = json_object_get(rec, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")),
+                        "decode_failed");
+    assert_string_equal(json_string_value(json_object_get(headers, "dlq.service")), "intake");
+
+    /* 5. An inquiry with an invalid email is dead-lettered naming the field, not the value. */
+    char id_d[CF_UUID_LEN + 1], idem_d[96];
+    snprintf(idem_d, sizeof(idem_d), "test-intake-%s-d", run_id);
+    json_t *inq_d = fresh_inquiry(id_d, idem_d, 4);
+    json_object_set_new(json_object_get(inq_d, "contact"), "email",
+                        json_string("no-at-sign.example.com"));
+    free(submit(inq_d));
+    rec = wait_for("caseflow.dlq.intake", "key", id_d, EVENT_TIMEOUT_MS);
+    if (rec == NULL)
+        fail_msg("invalid inquiry %s not dead-lettered", id_d);
+    headers = json_object_get(rec, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")),
+                        "invalid_input");
+    const char *dlq_error = json_string_value(json_object_get(headers, "dlq.error"));
+    assert_non_null(strstr(dlq_error, "$.contact.email"));
+    assert_null(strstr(dlq_error, "no-at-sign"));
+
+    /* 6. The service keeps going: another person opens a new case. */
+    char id_e[CF_UUID_LEN + 1], idem_e[96];
+    snprintf(idem_e, sizeof(idem_e), "test-intake-%s-e", run_id);
+    json_t *inq_e = fresh_inquiry(id_e, idem_e, 5);
+    free(submit(inq_e));
+    rec = wait_for("caseflow.case.opened", "inquiry_id", id_e, EVENT_TIMEOUT_MS);
+    if (rec == NULL)
+        fail_msg("no CaseOpened for inquiry %s after the dead letters", id_e);
+    assert_string_not_equal(
+        json_string_value(json_object_get(json_object_get(rec, "value"), "case_id")), case_a);
+
+    /* Exactly one case for A, none for the folded ones (E came later, so they are done). */
+    assert_int_equal(count("caseflow.case.opened", "case_id", case_a), 1);
+    assert_int_equal(count("caseflow.case.opened", "inquiry_id", id_b), 0);
+    assert_int_equal(count("caseflow.case.opened", "inquiry_id", id_c), 0);
+
+    /* No personal data in the log: names, emails, phones of this run. */
+    char *log = slurp(log_path);
+    assert_null(strstr(log, "alex."));
+    assert_null(strstr(log, "Alex"));
+    assert_null(strstr(log, "+1555"));
+    assert_null(strstr(log, "no-at-sign"));
+    free(log);
+
+    /* 7. SIGTERM: finish, commit, exit 0. */
+    assert_int_equal(kill(intake_pid, SIGTERM), 0);
+    int status = wait_child(intake_pid, STOP_TIMEOUT_MS);
+    intake_pid = -1;
+    assert_int_equal(status, 0);
+    log = slurp(log_path);
+    assert_non_null(strstr(log, "\"stopped\""));
+    free(log);
+    unlink(log_path);
+
+    free(event_a);
+    json_decref(inq_a);
+    json_decref(inq_b);
+    json_decref(inq_c);
+    json_decref(inq_d);
+    json_decref(inq_e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_intake_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
