@@ -1,6 +1,7 @@
 /* caseflow-intake — opens cases: consumes caseflow.inquiry.submitted with the transactional
  * loop and produces caseflow.case.opened (intake.c holds the logic, README.md the rules).
- * Wiring only: configuration, logging, signals, the registry, Redis and the loop.
+ * Wiring only: configuration, logging, signals, the registry, Redis, the loop and the HTTP
+ * endpoint (http.c, its own thread).
  * Exit status: 0 after SIGTERM or SIGINT, 1 if the loop or a client failed, 2 on bad config. */
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 
 #include "avro_serde.h"
 #include "config.h"
+#include "http.h"
 #include "intake.h"
 #include "kafka.h"
 #include "log.h"
@@ -30,6 +32,7 @@ static const struct cf_config_entry config_table[] = {
     CF_CONFIG_KAFKA_ENTRIES,
     CF_CONFIG_REDIS_ENTRIES,
     INTAKE_CONFIG_ENTRIES,
+    INTAKE_HTTP_CONFIG_ENTRIES,
 };
 
 int main(int argc, char **argv)
@@ -39,6 +42,7 @@ int main(int argc, char **argv)
     struct cf_serde *serde = NULL;
     struct cf_redis *redis = NULL;
     struct cf_kafka_loop *loop = NULL;
+    struct intake_http *http = NULL;
     const char *topics[] = {INTAKE_INPUT_TOPIC};
     cf_log_level level = CF_LOG_INFO;
     char err[512] = "";
@@ -98,6 +102,12 @@ int main(int argc, char **argv)
         CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
         goto out;
     }
+    /* The HTTP endpoint runs on its own thread with its own clients (http.h). */
+    st = intake_http_start(config, &http, err, sizeof(err));
+    if (st != CF_OK) {
+        CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
+        goto out;
+    }
     CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("topic", INTAKE_INPUT_TOPIC),
            CF_LOG_ID("group", INTAKE_GROUP));
     st = cf_kafka_loop_run(loop, &stop_flag, err, sizeof(err));
@@ -108,6 +118,7 @@ int main(int argc, char **argv)
     CF_LOG0(CF_LOG_INFO, "stopped");
     rc = 0;
 out:
+    intake_http_stop(http);
     cf_kafka_loop_free(loop);
     cf_redis_free(redis);
     cf_serde_free(serde);

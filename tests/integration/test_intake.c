@@ -346,7 +346,9 @@ static void test_intake_end_to_end(void **state)
              "CASEFLOW_INTAKE_IDENTITY_SECRET=test-intake-secret-%s-0123456789abcdef", run_id);
     snprintf(env[2], sizeof(env[2]), "CASEFLOW_LOG_LEVEL=info");
     snprintf(env[3], sizeof(env[3]), "CASEFLOW_BATCH_MAX_MS=50");
-    size_t ne = 4;
+    /* The Kafka path only: no HTTP port to clash with another intake on this machine. */
+    snprintf(env[4], sizeof(env[4]), "CASEFLOW_INTAKE_HTTP_PORT=0");
+    size_t ne = 5;
     if (getenv("ASAN_OPTIONS") == NULL)
         snprintf(env[ne++], sizeof(env[0]), "ASAN_OPTIONS=exitcode=86");
     if (getenv("UBSAN_OPTIONS") == NULL)

@@ -1,0 +1,594 @@
+/* test_intake_http.c — caseflow-intake's HTTP endpoint against the real stack (deploy/stack
+ * up), spoken to with libcurl: a POSTed inquiry is answered 202 with its id only once its
+ * InquirySubmitted is on caseflow.inquiry.submitted, and intake's own loop opens a case
+ * correlated with that id; the same Idempotency-Key again answers the same id and produces
+ * nothing; 400 (malformed JSON, unknown field), 413, 415, 405, 404, health, readiness and the
+ * status resource behave as README.md says; SIGTERM stops the service with status 0.
+ *
+ * The service gets a free port, its own instance id and identity secret; the test looks only
+ * at records with this run's fresh inquiry ids. Every wait is bounded. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "avro_serde.h"
+#include "config.h"
+#include "kafka.h"
+#include "registry.h"
+#include "test_env.h"
+#include "uuid.h"
+
+#define INTAKE CF_BINARY_DIR "/services/caseflow-intake"
+#define SAMPLE CF_TESTS_DIR "/../deploy/samples/inquiry-en-cirrhosis.json"
+#define READY_TIMEOUT_MS 60000
+#define EVENT_TIMEOUT_MS 90000
+#define STOP_TIMEOUT_MS 40000
+#define HTTP_TIMEOUT_MS 40000
+
+extern char **environ;
+
+static const struct cf_config_entry table[] = {
+    CF_CONFIG_COMMON_ENTRIES,
+    CF_CONFIG_KAFKA_ENTRIES,
+};
+
+static char run_id[24];
+static char log_path[128];
+static char base_url[64];
+static pid_t intake_pid = -1;
+static struct cf_config *config;
+static struct cf_registry *registry;
+static struct cf_serde *serde;
+static struct cf_kafka_consumer *consumer;
+static json_t *seen; /* {topic, key, value} of records that concern this run */
+
+/* ---- the child process ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static pid_t start_intake(const char *const *extra)
+{
+    const char *envp[600];
+    size_t n = 0;
+    for (char **e = environ; *e != NULL && n < 500; e++)
+        if (strncmp(*e, "CASEFLOW_", 9) != 0)
+            envp[n++] = *e;
+    for (size_t i = 0; extra[i] != NULL && n < 598; i++)
+        envp[n++] = extra[i];
+    envp[n] = NULL;
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    assert_true(fd >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        char *argv[] = {(char *)INTAKE, NULL};
+        execve(INTAKE, argv, (char *const *)envp);
+        _exit(127);
+    }
+    close(fd);
+    return pid;
+}
+
+/* Exit status of pid (128 + signal), or -1 after SIGKILL when it outstays timeout_ms. */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int ws = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &ws, WNOHANG);
+        if (w == pid)
+            return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        if ((w < 0 && errno != EINTR) || cf_test_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return -1;
+        }
+        cf_test_sleep_ms(50);
+    }
+}
+
+static char *read_log(void)
+{
+    FILE *f = fopen(log_path, "r");
+    assert_non_null(f);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        fputc(c, m);
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+/* ---- HTTP ---- */
+
+struct reply {
+    long status;
+    char *body; /* NUL-terminated */
+    char content_type[128];
+    char allow[64];
+    char retry_after[16];
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    fwrite(data, size, nmemb, ctx);
+    return size * nmemb;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return;
+    const char *v = line + n + 1;
+    while (*v == ' ')
+        v++;
+    size_t vl = len - (size_t)(v - line);
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        vl--;
+    snprintf(out, outlen, "%.*s", (int)vl, v);
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct reply *r = ctx;
+    size_t len = size * nmemb;
+    header_value(data, len, "Content-Type", r->content_type, sizeof(r->content_type));
+    header_value(data, len, "Allow", r->allow, sizeof(r->allow));
+    header_value(data, len, "Retry-After", r->retry_after, sizeof(r->retry_after));
+    return len;
+}
+
+/* One request; ctype and idem may be NULL, body NULL means none. */
+static struct reply request(const char *method, const char *path, const char *ctype,
+                            const char *idem, const char *body, size_t body_len)
+{
+    struct reply r;
+    memset(&r, 0, sizeof(r));
+    size_t blen = 0;
+    FILE *sink = open_memstream(&r.body, &blen);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[256], h1[160], h2[400];
+    snprintf(url, sizeof(url), "%s%s", base_url, path);
+    struct curl_slist *hdrs = NULL;
+    if (ctype != NULL) {
+        snprintf(h1, sizeof(h1), "Content-Type: %s", ctype);
+        hdrs = curl_slist_append(hdrs, h1);
+    }
+    if (idem != NULL) {
+        snprintf(h2, sizeof(h2), "Idempotency-Key: %s", idem);
+        hdrs = curl_slist_append(hdrs, h2);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
+    CURLcode rc = curl_easy_perform(c);
+    fclose(sink);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    else
+        r.status = -(long)rc;
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static json_t *reply_json(const struct reply *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(r->body, 0, &jerr);
+    if (doc == NULL)
+        fail_msg("status %ld: body is not JSON: %s", r->status, r->body);
+    assert_memory_equal(r->content_type, "application/json", 16);
+    return doc;
+}
+
+/* Asserts an error answer: status, and an entry with code (and path if not NULL). */
+static void expect_error(struct reply r, long status, const char *code, const char *path)
+{
+    if (r.status != status)
+        fail_msg("expected %ld, got %ld: %s", status, r.status, r.body);
+    json_t *doc = reply_json(&r);
+    json_t *errors = json_object_get(doc, "errors");
+    assert_true(json_array_size(errors) > 0);
+    bool found = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e) {
+        const char *c = json_string_value(json_object_get(e, "code"));
+        const char *p = json_string_value(json_object_get(e, "path"));
+        if (c != NULL && strcmp(c, code) == 0 && (path == NULL || (p && strcmp(p, path) == 0)))
+            found = true;
+    }
+    if (!found)
+        fail_msg("no %s at %s in %s", code, path ? path : "-", r.body);
+    json_decref(doc);
+    free(r.body);
+}
+
+/* ---- Kafka ---- */
+
+static void poll_once(void)
+{
+    struct cf_kafka_record *rec = NULL;
+    char err[512];
+    if (cf_kafka_consumer_poll(consumer, 200, &rec, err, sizeof(err)) != CF_OK)
+        return;
+    json_t *value = NULL;
+    if (cf_serde_decode_json(serde, rec->topic, rec->value, rec->value_len, &value, err,
+                             sizeof(err)) == CF_OK) {
+        json_t *item = json_pack("{s:s, s:s%, s:o}", "topic", rec->topic, "key",
+                                 rec->key != NULL ? (const char *)rec->key : "", rec->key_len,
+                                 "value", value);
+        json_t *headers = json_object();
+        for (size_t i = 0; i < rec->header_count; i++)
+            if (rec->headers[i].value != NULL)
+                json_object_set_new(headers, rec->headers[i].name,
+                                    json_stringn(rec->headers[i].value, rec->headers[i].len));
+        json_object_set_new(item, "headers", headers);
+        json_array_append_new(seen, item);
+    }
+    cf_kafka_record_release(rec);
+}
+
+/* Records of topic whose correlation_id is inquiry_id, seen so far. */
+static size_t count_for(const char *topic, const char *inquiry_id, const json_t **first)
+{
+    size_t n = 0, i;
+    json_t *item;
+    json_array_foreach(seen, i, item) {
+        const char *cid = json_string_value(
+            json_object_get(json_object_get(json_object_get(item, "value"), "meta"),
+                            "correlation_id"));
+        if (strcmp(json_string_value(json_object_get(item, "topic")), topic) == 0 &&
+            cid != NULL && strcmp(cid, inquiry_id) == 0) {
+            if (n++ == 0 && first != NULL)
+                *first = item;
+        }
+    }
+    return n;
+}
+
+static const json_t *wait_record(const char *topic, const char *inquiry_id, int timeout_ms)
+{
+    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    const json_t *hit = NULL;
+    while (count_for(topic, inquiry_id, &hit) == 0 && cf_test_now_ms() < deadline)
+        poll_once();
+    return hit;
+}
+
+/* ---- the test ---- */
+
+static json_t *sample(char id[CF_UUID_LEN + 1])
+{
+    json_error_t jerr;
+    json_t *inq = json_load_file(SAMPLE, 0, &jerr);
+    assert_non_null(inq);
+    char email[128];
+    if (id != NULL) {
+        assert_int_equal(cf_uuid_v4(id), CF_OK);
+        json_object_set_new(inq, "inquiry_id", json_string(id));
+    } else {
+        json_object_del(inq, "inquiry_id");
+    }
+    json_object_del(inq, "idempotency_key");
+    /* A person of this run only, so no earlier run's claim folds it. */
+    snprintf(email, sizeof(email), "http.%s.%d@example.com", run_id, rand() % 100000);
+    json_object_set_new(json_object_get(inq, "contact"), "email", json_string(email));
+    json_object_del(json_object_get(inq, "contact"), "phone");
+    return inq;
+}
+
+static struct reply post_json(const json_t *inq, const char *idem)
+{
+    char *text = json_dumps(inq, JSON_COMPACT);
+    struct reply r = request("POST", "/v1/inquiries", "application/json; charset=utf-8", idem,
+                             text, strlen(text));
+    free(text);
+    return r;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[512];
+    cf_test_run_id(run_id, sizeof(run_id));
+    srand((unsigned)getpid());
+    snprintf(log_path, sizeof(log_path), "/tmp/test-intake-http-%s.log", run_id);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    config = cf_test_kafka_config(table, sizeof(table) / sizeof(table[0]));
+    if (config == NULL)
+        return -1;
+    if (cf_registry_new(cf_test_registry_url(), 10000, &registry, err, sizeof(err)) != CF_OK ||
+        cf_serde_new(registry, NULL, &serde, err, sizeof(err)) != CF_OK) {
+        fprintf(stderr, "registry: %s\n", err);
+        return -1;
+    }
+    const char *topics[] = {"caseflow.inquiry.submitted", "caseflow.case.opened"};
+    if (cf_kafka_consumer_new(config, NULL, topics, 2, NULL, &consumer, err, sizeof(err)) !=
+        CF_OK) {
+        fprintf(stderr, "consumer: %s\n", err);
+        return -1;
+    }
+    seen = json_array();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (intake_pid > 0) {
+        kill(intake_pid, SIGKILL);
+        waitpid(intake_pid, NULL, 0);
+    }
+    cf_kafka_consumer_free(consumer);
+    json_decref(seen);
+    cf_serde_free(serde);
+    cf_registry_free(registry);
+    cf_config_free(config);
+    curl_global_cleanup();
+    return 0;
+}
+
+static void test_intake_http(void **state)
+{
+    (void)state;
+    int port = free_port();
+    snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", port);
+    static char env[8][160];
+    snprintf(env[0], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-intake-http-%s", run_id);
+    snprintf(env[1], sizeof(env[1]),
+             "CASEFLOW_INTAKE_IDENTITY_SECRET=test-intake-http-%s-0123456789abcdef", run_id);
+    snprintf(env[2], sizeof(env[2]), "CASEFLOW_INTAKE_HTTP_PORT=%d", port);
+    snprintf(env[3], sizeof(env[3]), "CASEFLOW_BATCH_MAX_MS=50");
+    size_t ne = 4;
+    if (getenv("ASAN_OPTIONS") == NULL)
+        snprintf(env[ne++], sizeof(env[0]), "ASAN_OPTIONS=exitcode=86");
+    if (getenv("UBSAN_OPTIONS") == NULL)
+        snprintf(env[ne++], sizeof(env[0]), "UBSAN_OPTIONS=exitcode=86:print_stacktrace=1");
+    const char *extra[9];
+    for (size_t i = 0; i < ne; i++)
+        extra[i] = env[i];
+    extra[ne] = NULL;
+    intake_pid = start_intake(extra);
+
+    /* Ready: the producer, registry and Redis answered. */
+    int64_t deadline = cf_test_now_ms() + READY_TIMEOUT_MS;
+    struct reply r;
+    for (;;) {
+        r = request("GET", "/readyz", NULL, NULL, NULL, 0);
+        if (r.status == 200 || cf_test_now_ms() > deadline)
+            break;
+        free(r.body);
+        cf_test_sleep_ms(200);
+    }
+    if (r.status != 200) {
+        char *log = read_log();
+        fail_msg("/readyz never answered 200 (last %ld); log:\n%s", r.status, log);
+    }
+    free(r.body);
+    r = request("GET", "/healthz", NULL, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *doc = reply_json(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")), "ok");
+    json_decref(doc);
+    free(r.body);
+
+    /* 1. A new inquiry: 202 with its id, on the topic, and a case opened for it. */
+    char id_a[CF_UUID_LEN + 1], idem_a[96];
+    snprintf(idem_a, sizeof(idem_a), "test-intake-http-%s-a", run_id);
+    json_t *inq_a = sample(id_a);
+    r = post_json(inq_a, idem_a);
+    if (r.status != 202)
+        fail_msg("POST: %ld %s", r.status, r.body);
+    doc = reply_json(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "inquiry_id")), id_a);
+    char status_url[96];
+    snprintf(status_url, sizeof(status_url), "/v1/inquiries/%s", id_a);
+    assert_string_equal(json_string_value(json_object_get(doc, "status_url")), status_url);
+    json_decref(doc);
+    free(r.body);
+
+    const json_t *sub = wait_record("caseflow.inquiry.submitted", id_a, EVENT_TIMEOUT_MS);
+    if (sub == NULL)
+        fail_msg("no InquirySubmitted for %s", id_a);
+    assert_string_equal(json_string_value(json_object_get(sub, "key")), id_a);
+    const json_t *v = json_object_get(sub, "value");
+    const json_t *inq = json_object_get(v, "inquiry");
+    assert_string_equal(json_string_value(json_object_get(inq, "inquiry_id")), id_a);
+    assert_string_equal(json_string_value(json_object_get(inq, "idempotency_key")), idem_a);
+    assert_memory_equal(
+        json_string_value(json_object_get(json_object_get(v, "meta"), "producer")),
+        "intake-http/", 12);
+    const json_t *headers = json_object_get(sub, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "ce_source")),
+                        "/caseflow/intake-http");
+    assert_string_equal(json_string_value(json_object_get(headers, "ce_type")),
+                        "caseflow.event.InquirySubmitted");
+    const json_t *opened = wait_record("caseflow.case.opened", id_a, EVENT_TIMEOUT_MS);
+    if (opened == NULL) {
+        char *log = read_log();
+        fail_msg("no CaseOpened for %s; log:\n%s", id_a, log);
+    }
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(opened, "value"), "inquiry"), "inquiry_id")),
+        id_a);
+
+    /* 2. The same Idempotency-Key again (even with another body id): the same id, nothing
+     * produced. */
+    char other[CF_UUID_LEN + 1];
+    json_t *inq_again = sample(other);
+    r = post_json(inq_again, idem_a);
+    if (r.status != 202)
+        fail_msg("repeat POST: %ld %s", r.status, r.body);
+    doc = reply_json(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "inquiry_id")), id_a);
+    json_decref(doc);
+    free(r.body);
+
+    /* 3. No key and no inquiry_id: a new id, known to the status resource. */
+    json_t *inq_b = sample(NULL);
+    r = post_json(inq_b, NULL);
+    if (r.status != 202)
+        fail_msg("POST without id: %ld %s", r.status, r.body);
+    doc = reply_json(&r);
+    char id_b[CF_UUID_LEN + 1];
+    snprintf(id_b, sizeof(id_b), "%s", json_string_value(json_object_get(doc, "inquiry_id")));
+    assert_true(cf_uuid_valid(id_b));
+    assert_string_not_equal(id_b, id_a);
+    json_decref(doc);
+    free(r.body);
+    snprintf(status_url, sizeof(status_url), "/v1/inquiries/%s", id_b);
+    r = request("GET", status_url, NULL, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    doc = reply_json(&r);
+    assert_string_equal(json_string_value(json_object_get(doc, "inquiry_id")), id_b);
+    assert_string_equal(json_string_value(json_object_get(doc, "stage")), "received");
+    assert_int_equal(json_object_size(doc), 2); /* no personal data */
+    json_decref(doc);
+    free(r.body);
+    /* B's InquirySubmitted came after the repeated A: once B's is here, wait a little more and
+     * A still has exactly one. */
+    if (wait_record("caseflow.inquiry.submitted", id_b, EVENT_TIMEOUT_MS) == NULL)
+        fail_msg("no InquirySubmitted for %s", id_b);
+    int64_t settle = cf_test_now_ms() + 3000;
+    while (cf_test_now_ms() < settle)
+        poll_once();
+    assert_int_equal(count_for("caseflow.inquiry.submitted", id_a, NULL), 1);
+    assert_int_equal(count_for("caseflow.inquiry.submitted", other, NULL), 0);
+
+    /* 4. Refusals. */
+    char missing[96];
+    char unknown_id[CF_UUID_LEN + 1];
+    assert_int_equal(cf_uuid_v4(unknown_id), CF_OK);
+    snprintf(missing, sizeof(missing), "/v1/inquiries/%s", unknown_id);
+    expect_error(request("GET", missing, NULL, NULL, NULL, 0), 404, "NOT_FOUND", "$");
+    expect_error(request("GET", "/v1/inquiries/not-a-uuid", NULL, NULL, NULL, 0), 404,
+                 "NOT_FOUND", "$");
+    static const char bad_json[] = "{\"patient\": {\"given_name\": \"Secretname\"";
+    r = request("POST", "/v1/inquiries", "application/json", NULL, bad_json,
+                sizeof(bad_json) - 1);
+    assert_null(strstr(r.body, "Secretname"));
+    expect_error(r, 400, "JSON_INVALID", "$");
+    static const char bad_utf8[] = "{\"a\": \"\xc3\x28\"}";
+    expect_error(request("POST", "/v1/inquiries", "application/json", NULL, bad_utf8,
+                         sizeof(bad_utf8) - 1),
+                 400, "JSON_INVALID", "$");
+    char id_u[CF_UUID_LEN + 1];
+    json_t *inq_u = sample(id_u);
+    json_object_set_new(json_object_get(inq_u, "patient"), "nickname", json_string("Secretnick"));
+    r = post_json(inq_u, NULL);
+    assert_null(strstr(r.body, "Secretnick"));
+    expect_error(r, 400, "SCHEMA", "$.patient.nickname");
+    char id_e[CF_UUID_LEN + 1];
+    json_t *inq_e = sample(id_e);
+    json_object_set_new(json_object_get(inq_e, "contact"), "email",
+                        json_string("secret-no-at.example.com"));
+    r = post_json(inq_e, NULL);
+    assert_null(strstr(r.body, "secret-no-at"));
+    expect_error(r, 400, "EMAIL_INVALID", "$.contact.email");
+    size_t big_len = 300 * 1024;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    memset(big, ' ', big_len);
+    big[0] = '{';
+    big[big_len - 1] = '}';
+    expect_error(request("POST", "/v1/inquiries", "application/json", NULL, big, big_len), 413,
+                 "BODY_TOO_LARGE", "$");
+    free(big);
+    expect_error(request("POST", "/v1/inquiries", "text/plain", NULL, "{}", 2), 415,
+                 "UNSUPPORTED_MEDIA_TYPE", "$");
+    expect_error(request("POST", "/v1/inquiries", NULL, NULL, "{}", 2), 415,
+                 "UNSUPPORTED_MEDIA_TYPE", "$");
+    r = request("GET", "/v1/inquiries", NULL, NULL, NULL, 0);
+    assert_string_equal(r.allow, "POST");
+    expect_error(r, 405, "METHOD_NOT_ALLOWED", "$");
+    r = request("DELETE", status_url, NULL, NULL, NULL, 0);
+    assert_string_equal(r.allow, "GET, HEAD");
+    expect_error(r, 405, "METHOD_NOT_ALLOWED", "$");
+    expect_error(request("GET", "/nowhere", NULL, NULL, NULL, 0), 404, "NOT_FOUND", "$");
+    /* Refused inquiries produce nothing. */
+    assert_int_equal(count_for("caseflow.inquiry.submitted", id_u, NULL), 0);
+    assert_int_equal(count_for("caseflow.inquiry.submitted", id_e, NULL), 0);
+
+    /* The log has ids, never the person's data or the request's values. */
+    char *log = read_log();
+    char email_prefix[64];
+    snprintf(email_prefix, sizeof(email_prefix), "http.%s", run_id);
+    assert_null(strstr(log, email_prefix));
+    assert_null(strstr(log, "Alex"));
+    assert_null(strstr(log, "Secret"));
+    assert_null(strstr(log, "secret-no-at"));
+    assert_non_null(strstr(log, id_a));
+    free(log);
+
+    /* 5. SIGTERM: exit 0. */
+    assert_int_equal(kill(intake_pid, SIGTERM), 0);
+    int status = wait_exit(intake_pid, STOP_TIMEOUT_MS);
+    intake_pid = -1;
+    assert_int_equal(status, 0);
+    unlink(log_path);
+    json_decref(inq_a);
+    json_decref(inq_again);
+    json_decref(inq_b);
+    json_decref(inq_u);
+    json_decref(inq_e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_intake_http),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
