@@ -1,0 +1,85 @@
+/* service.c — the start and stop every service shares (see service.h). */
+#include "service.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+int cf_service_args(int argc, char **argv, const struct cf_config_entry *table, size_t n)
+{
+    if (argc <= 1)
+        return -1;
+    if (strcmp(argv[1], "--help") == 0) {
+        (void)printf("usage: %s\nConfiguration from the environment:\n", argv[0]);
+        cf_config_write_example(table, n, stdout);
+        return 0;
+    }
+    (void)fprintf(stderr, "usage: %s (configured by the environment; --help)\n", argv[0]);
+    return 2;
+}
+
+const volatile sig_atomic_t *cf_service_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    (void)sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    (void)sigaction(SIGPIPE, &sa, NULL);
+    return &stop_flag;
+}
+
+cf_status cf_service_start(const char *service, const struct cf_config_entry *table, size_t n,
+                           bool with_redis, struct cf_service *out)
+{
+    char err[512] = "";
+    cf_log_level level = CF_LOG_INFO;
+    cf_status st;
+
+    memset(out, 0, sizeof(*out));
+    st = cf_config_load(table, n, environ, &out->config, err, sizeof(err));
+    if (st != CF_OK) {
+        (void)fprintf(stderr, "caseflow-%s: %s\n", service, err);
+        return CF_ECONFIG;
+    }
+    (void)cf_log_level_parse(cf_config_string(out->config, "CASEFLOW_LOG_LEVEL"), &level);
+    cf_log_init(service, level);
+
+    st = cf_registry_new(cf_config_string(out->config, "CASEFLOW_REGISTRY_URL"),
+                         cf_config_int(out->config, "CASEFLOW_REGISTRY_TIMEOUT_MS"),
+                         &out->registry, err, sizeof(err));
+    if (st == CF_OK)
+        st = cf_serde_new(out->registry, cf_config_string(out->config, "CASEFLOW_SCHEMA_DIR"),
+                          &out->serde, err, sizeof(err));
+    if (st == CF_OK && with_redis)
+        st = cf_redis_new_from_config(out->config, &out->redis, err, sizeof(err));
+    if (st != CF_OK) {
+        CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
+        cf_service_stop(out);
+    }
+    return st;
+}
+
+void cf_service_stop(struct cf_service *s)
+{
+    if (s == NULL)
+        return;
+    cf_redis_free(s->redis);
+    cf_serde_free(s->serde);
+    cf_registry_free(s->registry);
+    cf_config_free(s->config);
+    memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,44 @@
+/* service.h — what every caseflow service's main() does the same way: its arguments (only
+ * --help), signals, configuration, logging, and the clients most services hold (schema
+ * registry, topic codec, Redis). A service's main() then builds its own context and runs the
+ * transactional loop with cf_service_stop_flag() as the stop flag. */
+#ifndef CF_SERVICE_H
+#define CF_SERVICE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "avro_serde.h"
+#include "config.h"
+#include "redis.h"
+#include "registry.h"
+
+struct cf_service {
+    struct cf_config *config;
+    struct cf_registry *registry;
+    struct cf_serde *serde;
+    struct cf_redis *redis; /* NULL for a service made without Redis */
+};
+
+/* Services take no arguments but --help, which prints table as an example environment.
+ * Returns the exit code when main() should return now (0 after --help, 2 for anything
+ * else), -1 when it should go on. */
+int cf_service_args(int argc, char **argv, const struct cf_config_entry *table, size_t n);
+
+/* SIGINT and SIGTERM set the flag returned (the process's only mutable global); SIGPIPE is
+ * ignored, because hiredis and librdkafka write to sockets and a peer that went away must come
+ * back as an error on that call, not as a signal that kills the process. */
+const volatile sig_atomic_t *cf_service_signals(void);
+
+/* Loads the configuration from the environment (a bad key: message on stderr, CF_ECONFIG),
+ * sets the logger up for service, and creates the registry client, the topic codec and, with
+ * with_redis, the Redis client. On failure everything made so far is freed and the reason is
+ * logged (event "start_failed"). */
+cf_status cf_service_start(const char *service, const struct cf_config_entry *table, size_t n,
+                           bool with_redis, struct cf_service *out);
+
+/* Frees what cf_service_start made. NULL-safe, and safe on a zeroed struct. */
+void cf_service_stop(struct cf_service *service);
+
+#endif
