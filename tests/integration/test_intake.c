@@ -14,15 +14,12 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -32,6 +29,7 @@
 #include "kafka.h"
 #include "registry.h"
 #include "uuid.h"
+#include "child.h"
 #include "test_env.h"
 
 #define CTL CF_BINARY_DIR "/tools/caseflowctl/caseflowctl"
@@ -41,8 +39,6 @@
 #define CTL_TIMEOUT_MS 60000
 #define EVENT_TIMEOUT_MS 90000 /* first one: transactions, group join, registry */
 #define STOP_TIMEOUT_MS 40000
-
-extern char **environ;
 
 static char run_id[24];
 static char log_path[128];
@@ -59,92 +55,10 @@ static const struct cf_config_entry table[] = {
     CF_CONFIG_KAFKA_ENTRIES,
 };
 
-/* Waits for pid up to timeout_ms; returns the exit status (128 + signal), or -1 after killing
- * a child that overstayed. */
-static int wait_child(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
-    int wstatus = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &wstatus, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR)
-            return -1;
-        if (cf_test_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &wstatus, 0);
-            return -1;
-        }
-        cf_test_sleep_ms(50);
-    }
-    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-}
-
-/* Starts path with argv and the environment without CASEFLOW_* plus extra (NULL-terminated),
- * stdout and stderr to out_path (appended). The environment is built before fork. */
-static pid_t spawn(const char *path, char *const *argv, const char *const *extra,
-                   const char *out_path)
-{
-    const char *envp[600];
-    size_t n = 0;
-    for (char **e = environ; *e != NULL && n < 500; e++)
-        if (strncmp(*e, "CASEFLOW_", 9) != 0)
-            envp[n++] = *e;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 598; i++)
-        envp[n++] = extra[i];
-    envp[n] = NULL;
-    int fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execve(path, argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
-}
-
-/* Reads a whole file (NUL-terminated, the caller frees). */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[8192];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, got, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
-
-/* Runs caseflowctl with args (NULL-terminated); asserts exit 0; returns its stdout. */
+/* Runs caseflowctl with args (NULL-terminated); asserts exit 0; returns its output. */
 static char *ctl(const char *const *args)
 {
-    char out_path[] = "/tmp/test-intake-ctl-XXXXXX";
-    int fd = mkstemp(out_path);
-    assert_true(fd >= 0);
-    close(fd);
-    char *argv[16] = {(char *)CTL};
-    size_t n = 1;
-    for (size_t i = 0; args[i] != NULL && n < 15; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    int status = wait_child(spawn(CTL, argv, NULL, out_path), CTL_TIMEOUT_MS);
-    char *out = slurp(out_path);
-    unlink(out_path);
-    if (status != 0)
-        fail_msg("caseflowctl %s: status %d\n%s", args[0], status, out);
-    return out;
+    return cf_test_ctl(CTL, args, "/tmp/test-intake-ctl-XXXXXX", CTL_TIMEOUT_MS);
 }
 
 /* Submits inquiry with caseflowctl submit; returns the event id (the caller frees). */
@@ -235,29 +149,14 @@ static size_t count(const char *topic, const char *field, const char *want)
     return n;
 }
 
+static bool is_case_opened(const char *topic)
+{
+    return strcmp(topic, "caseflow.case.opened") == 0;
+}
+
 static void poll_into_seen(int timeout_ms)
 {
-    struct cf_kafka_record *r = NULL;
-    char err[512];
-    cf_status st = cf_kafka_consumer_poll(consumer, timeout_ms, &r, err, sizeof(err));
-    if (st != CF_OK)
-        return;
-    json_t *rec = json_object();
-    json_object_set_new(rec, "topic", json_string(r->topic));
-    json_object_set_new(rec, "key", json_stringn(r->key != NULL ? r->key : "", r->key_len));
-    json_t *headers = json_object();
-    for (size_t i = 0; i < r->header_count; i++)
-        json_object_set_new(headers, r->headers[i].name,
-                            json_stringn(r->headers[i].value != NULL ? r->headers[i].value : "",
-                                         r->headers[i].len));
-    json_object_set_new(rec, "headers", headers);
-    json_t *value = NULL;
-    if (strcmp(r->topic, "caseflow.case.opened") == 0 &&
-        cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value, err,
-                             sizeof(err)) == CF_OK)
-        json_object_set_new(rec, "value", value);
-    json_array_append_new(seen, rec);
-    cf_kafka_record_release(r);
+    cf_test_poll_into(consumer, serde, is_case_opened, timeout_ms, seen);
 }
 
 static const json_t *wait_for(const char *topic, const char *field, const char *want,
@@ -275,7 +174,7 @@ static bool wait_log(const char *event, const char *id, int timeout_ms)
 {
     int64_t deadline = cf_test_now_ms() + timeout_ms;
     do {
-        char *log = slurp(log_path);
+        char *log = cf_test_slurp(log_path);
         bool found = false;
         for (char *line = log; line != NULL && *line != '\0' && !found;) {
             char *nl = strchr(line, '\n');
@@ -295,17 +194,11 @@ static bool wait_log(const char *event, const char *id, int timeout_ms)
 static int setup(void **state)
 {
     (void)state;
-    char err[512];
     cf_test_run_id(run_id, sizeof(run_id));
     snprintf(log_path, sizeof(log_path), "/tmp/test-intake-%s.log", run_id);
-    config = cf_test_kafka_config(table, sizeof(table) / sizeof(table[0]));
-    if (config == NULL)
+    if (cf_test_service_clients(table, sizeof(table) / sizeof(table[0]), &config, &registry,
+                                &serde) != 0)
         return -1;
-    if (cf_registry_new(cf_test_registry_url(), 10000, &registry, err, sizeof(err)) != CF_OK ||
-        cf_serde_new(registry, NULL, &serde, err, sizeof(err)) != CF_OK) {
-        fprintf(stderr, "registry: %s\n", err);
-        return -1;
-    }
     seen = json_array();
     return 0;
 }
@@ -313,15 +206,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (intake_pid > 0) {
-        kill(intake_pid, SIGKILL);
-        waitpid(intake_pid, NULL, 0);
-    }
-    cf_kafka_consumer_free(consumer);
-    json_decref(seen);
-    cf_serde_free(serde);
-    cf_registry_free(registry);
-    cf_config_free(config);
+    cf_test_service_teardown(intake_pid, consumer, seen, serde, registry, config);
     return 0;
 }
 
@@ -349,16 +234,7 @@ static void test_intake_end_to_end(void **state)
     /* The Kafka path only: no HTTP port to clash with another intake on this machine. */
     snprintf(env[4], sizeof(env[4]), "CASEFLOW_INTAKE_HTTP_PORT=0");
     size_t ne = 5;
-    if (getenv("ASAN_OPTIONS") == NULL)
-        snprintf(env[ne++], sizeof(env[0]), "ASAN_OPTIONS=exitcode=86");
-    if (getenv("UBSAN_OPTIONS") == NULL)
-        snprintf(env[ne++], sizeof(env[0]), "UBSAN_OPTIONS=exitcode=86:print_stacktrace=1");
-    const char *extra[9];
-    for (size_t i = 0; i < ne; i++)
-        extra[i] = env[i];
-    extra[ne] = NULL;
-    char *argv[] = {(char *)INTAKE, NULL};
-    intake_pid = spawn(INTAKE, argv, extra, log_path);
+    intake_pid = cf_test_spawn_service(INTAKE, env, ne, log_path);
 
     /* 1. A new inquiry opens one case, normalised and correlated. */
     char id_a[CF_UUID_LEN + 1], idem[96];
@@ -367,7 +243,7 @@ static void test_intake_end_to_end(void **state)
     char *event_a = submit(inq_a);
     const json_t *rec = wait_for("caseflow.case.opened", "inquiry_id", id_a, EVENT_TIMEOUT_MS);
     if (rec == NULL) {
-        char *log = slurp(log_path);
+        char *log = cf_test_slurp(log_path);
         fail_msg("no CaseOpened for inquiry %s; intake log:\n%s", id_a, log);
     }
     const json_t *v = json_object_get(rec, "value");
@@ -480,7 +356,7 @@ static void test_intake_end_to_end(void **state)
     assert_int_equal(count("caseflow.case.opened", "inquiry_id", id_c), 0);
 
     /* No personal data in the log: names, emails, phones of this run. */
-    char *log = slurp(log_path);
+    char *log = cf_test_slurp(log_path);
     assert_null(strstr(log, "alex."));
     assert_null(strstr(log, "Alex"));
     assert_null(strstr(log, "+1555"));
@@ -488,11 +364,9 @@ static void test_intake_end_to_end(void **state)
     free(log);
 
     /* 7. SIGTERM: finish, commit, exit 0. */
-    assert_int_equal(kill(intake_pid, SIGTERM), 0);
-    int status = wait_child(intake_pid, STOP_TIMEOUT_MS);
-    intake_pid = -1;
+    int status = cf_test_stop_child(&intake_pid, STOP_TIMEOUT_MS);
     assert_int_equal(status, 0);
-    log = slurp(log_path);
+    log = cf_test_slurp(log_path);
     assert_non_null(strstr(log, "\"stopped\""));
     free(log);
     unlink(log_path);

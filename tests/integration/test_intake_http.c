@@ -15,8 +15,6 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -27,10 +25,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "avro_serde.h"
+#include "child.h"
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
@@ -43,8 +41,6 @@
 #define EVENT_TIMEOUT_MS 90000
 #define STOP_TIMEOUT_MS 40000
 #define HTTP_TIMEOUT_MS 40000
-
-extern char **environ;
 
 static const struct cf_config_entry table[] = {
     CF_CONFIG_COMMON_ENTRIES,
@@ -73,64 +69,6 @@ static int free_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     close(fd);
     return ntohs(sa.sin_port);
-}
-
-static pid_t start_intake(const char *const *extra)
-{
-    const char *envp[600];
-    size_t n = 0;
-    for (char **e = environ; *e != NULL && n < 500; e++)
-        if (strncmp(*e, "CASEFLOW_", 9) != 0)
-            envp[n++] = *e;
-    for (size_t i = 0; extra[i] != NULL && n < 598; i++)
-        envp[n++] = extra[i];
-    envp[n] = NULL;
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        char *argv[] = {(char *)INTAKE, NULL};
-        execve(INTAKE, argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
-}
-
-/* Exit status of pid (128 + signal), or -1 after SIGKILL when it outstays timeout_ms. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
-    int ws = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &ws, WNOHANG);
-        if (w == pid)
-            return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        if ((w < 0 && errno != EINTR) || cf_test_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            return -1;
-        }
-        cf_test_sleep_ms(50);
-    }
-}
-
-static char *read_log(void)
-{
-    FILE *f = fopen(log_path, "r");
-    assert_non_null(f);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    int c;
-    while ((c = fgetc(f)) != EOF)
-        fputc(c, m);
-    fclose(f);
-    fclose(m);
-    return buf;
 }
 
 /* ---- HTTP ---- */
@@ -345,14 +283,9 @@ static int setup(void **state)
     snprintf(log_path, sizeof(log_path), "/tmp/test-intake-http-%s.log", run_id);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return -1;
-    config = cf_test_kafka_config(table, sizeof(table) / sizeof(table[0]));
-    if (config == NULL)
+    if (cf_test_service_clients(table, sizeof(table) / sizeof(table[0]), &config, &registry,
+                                &serde) != 0)
         return -1;
-    if (cf_registry_new(cf_test_registry_url(), 10000, &registry, err, sizeof(err)) != CF_OK ||
-        cf_serde_new(registry, NULL, &serde, err, sizeof(err)) != CF_OK) {
-        fprintf(stderr, "registry: %s\n", err);
-        return -1;
-    }
     const char *topics[] = {"caseflow.inquiry.submitted", "caseflow.case.opened"};
     if (cf_kafka_consumer_new(config, NULL, topics, 2, NULL, &consumer, err, sizeof(err)) !=
         CF_OK) {
@@ -366,15 +299,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (intake_pid > 0) {
-        kill(intake_pid, SIGKILL);
-        waitpid(intake_pid, NULL, 0);
-    }
-    cf_kafka_consumer_free(consumer);
-    json_decref(seen);
-    cf_serde_free(serde);
-    cf_registry_free(registry);
-    cf_config_free(config);
+    cf_test_service_teardown(intake_pid, consumer, seen, serde, registry, config);
     curl_global_cleanup();
     return 0;
 }
@@ -391,15 +316,7 @@ static void test_intake_http(void **state)
     snprintf(env[2], sizeof(env[2]), "CASEFLOW_INTAKE_HTTP_PORT=%d", port);
     snprintf(env[3], sizeof(env[3]), "CASEFLOW_BATCH_MAX_MS=50");
     size_t ne = 4;
-    if (getenv("ASAN_OPTIONS") == NULL)
-        snprintf(env[ne++], sizeof(env[0]), "ASAN_OPTIONS=exitcode=86");
-    if (getenv("UBSAN_OPTIONS") == NULL)
-        snprintf(env[ne++], sizeof(env[0]), "UBSAN_OPTIONS=exitcode=86:print_stacktrace=1");
-    const char *extra[9];
-    for (size_t i = 0; i < ne; i++)
-        extra[i] = env[i];
-    extra[ne] = NULL;
-    intake_pid = start_intake(extra);
+    intake_pid = cf_test_spawn_service(INTAKE, env, ne, log_path);
 
     /* Ready: the producer, registry and Redis answered. */
     int64_t deadline = cf_test_now_ms() + READY_TIMEOUT_MS;
@@ -412,7 +329,7 @@ static void test_intake_http(void **state)
         cf_test_sleep_ms(200);
     }
     if (r.status != 200) {
-        char *log = read_log();
+        char *log = cf_test_slurp(log_path);
         fail_msg("/readyz never answered 200 (last %ld); log:\n%s", r.status, log);
     }
     free(r.body);
@@ -456,7 +373,7 @@ static void test_intake_http(void **state)
                         "caseflow.event.InquirySubmitted");
     const json_t *opened = wait_record("caseflow.case.opened", id_a, EVENT_TIMEOUT_MS);
     if (opened == NULL) {
-        char *log = read_log();
+        char *log = cf_test_slurp(log_path);
         fail_msg("no CaseOpened for %s; log:\n%s", id_a, log);
     }
     assert_string_equal(
@@ -562,7 +479,7 @@ static void test_intake_http(void **state)
     assert_int_equal(count_for("caseflow.inquiry.submitted", id_e, NULL), 0);
 
     /* The log has ids, never the person's data or the request's values. */
-    char *log = read_log();
+    char *log = cf_test_slurp(log_path);
     char email_prefix[64];
     snprintf(email_prefix, sizeof(email_prefix), "http.%s", run_id);
     assert_null(strstr(log, email_prefix));
@@ -573,9 +490,7 @@ static void test_intake_http(void **state)
     free(log);
 
     /* 5. SIGTERM: exit 0. */
-    assert_int_equal(kill(intake_pid, SIGTERM), 0);
-    int status = wait_exit(intake_pid, STOP_TIMEOUT_MS);
-    intake_pid = -1;
+    int status = cf_test_stop_child(&intake_pid, STOP_TIMEOUT_MS);
     assert_int_equal(status, 0);
     unlink(log_path);
     json_decref(inq_a);

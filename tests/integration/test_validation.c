@@ -14,20 +14,18 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "avro_serde.h"
+#include "child.h"
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
@@ -48,8 +46,6 @@
 #define T_REJECTED "caseflow.case.rejected"
 #define T_DLQ "caseflow.dlq.validation"
 
-extern char **environ;
-
 static const char *const outcome_topics[] = {T_VALIDATED, T_INFO, T_REVIEW, T_REJECTED, T_DLQ};
 #define NTOPICS (sizeof(outcome_topics) / sizeof(outcome_topics[0]))
 
@@ -67,89 +63,10 @@ static const struct cf_config_entry table[] = {
     CF_CONFIG_KAFKA_ENTRIES,
 };
 
-/* Exit status of pid (128 + signal), or -1 after killing it when it outlives timeout_ms. */
-static int reap(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
-    int status = 0;
-    for (;;) {
-        pid_t got = waitpid(pid, &status, WNOHANG);
-        if (got == pid)
-            break;
-        if (got < 0 && errno != EINTR)
-            return -1;
-        if (cf_test_now_ms() > deadline) {
-            (void)kill(pid, SIGKILL);
-            (void)waitpid(pid, &status, 0);
-            return -1;
-        }
-        cf_test_sleep_ms(50);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Runs path with argv, the environment minus CASEFLOW_* plus extra (NULL-terminated), output
- * appended to out_path. */
-static pid_t start(const char *path, char *const *argv, const char *const *extra,
-                   const char *out_path)
-{
-    const char *envp[640];
-    size_t n = 0;
-    for (char **e = environ; *e != NULL && n < 600; e++)
-        if (strncmp(*e, "CASEFLOW_", 9) != 0)
-            envp[n++] = *e;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 638; i++)
-        envp[n++] = extra[i];
-    envp[n] = NULL;
-    int fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        (void)dup2(in, 0);
-        (void)dup2(fd, 1);
-        (void)dup2(fd, 2);
-        execve(path, argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(fd);
-    return pid;
-}
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *buf = NULL;
-    size_t len = 0, got;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[8192];
-    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        (void)fwrite(chunk, 1, got, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
-
 /* caseflowctl args... (NULL-terminated); asserts exit 0. */
 static void ctl(const char *const *args)
 {
-    char out_path[] = "/tmp/test-validation-ctl-XXXXXX";
-    int fd = mkstemp(out_path);
-    assert_true(fd >= 0);
-    close(fd);
-    char *argv[16] = {(char *)CTL};
-    size_t n = 1;
-    for (size_t i = 0; args[i] != NULL && n < 15; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    int status = reap(start(CTL, argv, NULL, out_path), CTL_TIMEOUT_MS);
-    char *out = read_all(out_path);
-    unlink(out_path);
-    if (status != 0)
-        fail_msg("caseflowctl %s: status %d\n%s", args[0], status, out);
-    free(out);
+    free(cf_test_ctl(CTL, args, "/tmp/test-validation-ctl-XXXXXX", CTL_TIMEOUT_MS));
 }
 
 /* Writes doc to a temporary file and runs caseflowctl cmd arg path (arg may be NULL). */
@@ -193,28 +110,14 @@ static json_t *fresh_case(char case_id[CF_UUID_LEN + 1])
     return doc;
 }
 
+static bool is_not_dlq(const char *topic)
+{
+    return strcmp(topic, T_DLQ) != 0;
+}
+
 static void read_one(int timeout_ms)
 {
-    struct cf_kafka_record *r = NULL;
-    char err[512];
-    if (cf_kafka_consumer_poll(consumer, timeout_ms, &r, err, sizeof(err)) != CF_OK)
-        return;
-    json_t *rec = json_object();
-    json_object_set_new(rec, "topic", json_string(r->topic));
-    json_object_set_new(rec, "key", json_stringn(r->key != NULL ? r->key : "", r->key_len));
-    json_t *headers = json_object();
-    for (size_t i = 0; i < r->header_count; i++)
-        json_object_set_new(headers, r->headers[i].name,
-                            json_stringn(r->headers[i].value != NULL ? r->headers[i].value : "",
-                                         r->headers[i].len));
-    json_object_set_new(rec, "headers", headers);
-    json_t *value = NULL;
-    if (strcmp(r->topic, T_DLQ) != 0 &&
-        cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value, err, sizeof(err)) ==
-            CF_OK)
-        json_object_set_new(rec, "value", value);
-    json_array_append_new(seen, rec);
-    cf_kafka_record_release(r);
+    cf_test_poll_into(consumer, serde, is_not_dlq, timeout_ms, seen);
 }
 
 /* Records of topic (NULL: any outcome topic but the DLQ) keyed key, read so far. */
@@ -263,7 +166,7 @@ static const json_t *expect(const char *topic, const char *key, size_t nth)
 {
     const json_t *rec = wait_nth(topic, key, nth, EVENT_TIMEOUT_MS);
     if (rec == NULL) {
-        char *log = read_all(log_path);
+        char *log = cf_test_slurp(log_path);
         fail_msg("no record %zu on %s for case %s; validation log:\n%s", nth, topic, key, log);
     }
     return rec;
@@ -278,17 +181,11 @@ static const char *code0(const json_t *rec)
 static int setup(void **state)
 {
     (void)state;
-    char err[512];
     cf_test_run_id(run_id, sizeof(run_id));
     snprintf(log_path, sizeof(log_path), "/tmp/test-validation-%s.log", run_id);
-    config = cf_test_kafka_config(table, sizeof(table) / sizeof(table[0]));
-    if (config == NULL)
+    if (cf_test_service_clients(table, sizeof(table) / sizeof(table[0]), &config, &registry,
+                                &serde) != 0)
         return -1;
-    if (cf_registry_new(cf_test_registry_url(), 10000, &registry, err, sizeof(err)) != CF_OK ||
-        cf_serde_new(registry, NULL, &serde, err, sizeof(err)) != CF_OK) {
-        fprintf(stderr, "registry: %s\n", err);
-        return -1;
-    }
     seen = json_array();
     return 0;
 }
@@ -296,15 +193,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (service_pid > 0) {
-        (void)kill(service_pid, SIGKILL);
-        (void)waitpid(service_pid, NULL, 0);
-    }
-    cf_kafka_consumer_free(consumer);
-    json_decref(seen);
-    cf_serde_free(serde);
-    cf_registry_free(registry);
-    cf_config_free(config);
+    cf_test_service_teardown(service_pid, consumer, seen, serde, registry, config);
     return 0;
 }
 
@@ -325,16 +214,7 @@ static void test_validation_end_to_end(void **state)
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-validation-%s", run_id);
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_LOG_LEVEL=info");
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_BATCH_MAX_MS=50");
-    if (getenv("ASAN_OPTIONS") == NULL)
-        snprintf(env[ne++], sizeof(env[0]), "ASAN_OPTIONS=exitcode=86");
-    if (getenv("UBSAN_OPTIONS") == NULL)
-        snprintf(env[ne++], sizeof(env[0]), "UBSAN_OPTIONS=exitcode=86:print_stacktrace=1");
-    const char *extra[7];
-    for (size_t i = 0; i < ne; i++)
-        extra[i] = env[i];
-    extra[ne] = NULL;
-    char *argv[] = {(char *)SERVICE, NULL};
-    service_pid = start(SERVICE, argv, extra, log_path);
+    service_pid = cf_test_spawn_service(SERVICE, env, ne, log_path);
 
     /* Four cases, one of each outcome class, produced in one go. */
     char info[CF_UUID_LEN + 1], ok[CF_UUID_LEN + 1], rej[CF_UUID_LEN + 1], rev[CF_UUID_LEN + 1];
@@ -451,21 +331,19 @@ static void test_validation_end_to_end(void **state)
     assert_int_equal(count(NULL, unknown), 0);
 
     /* The log carries ids, never the person's data. */
-    char *log = read_all(log_path);
+    char *log = cf_test_slurp(log_path);
     assert_null(strstr(log, "alex@"));
     assert_null(strstr(log, "Alex"));
     assert_null(strstr(log, "+4477"));
     free(log);
 
     /* SIGTERM: finish, commit, exit 0. */
-    assert_int_equal(kill(service_pid, SIGTERM), 0);
-    int status = reap(service_pid, STOP_TIMEOUT_MS);
-    service_pid = -1;
+    int status = cf_test_stop_child(&service_pid, STOP_TIMEOUT_MS);
     if (status != 0) {
-        log = read_all(log_path);
+        log = cf_test_slurp(log_path);
         fail_msg("caseflow-validation exited %d; log:\n%s", status, log);
     }
-    log = read_all(log_path);
+    log = cf_test_slurp(log_path);
     assert_non_null(strstr(log, "\"stopped\""));
     free(log);
     unlink(log_path);

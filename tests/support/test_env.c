@@ -8,6 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "avro_serde.h"
+#include "child.h"
+#include "kafka.h"
+#include "registry.h"
+
 extern char **environ;
 
 int64_t cf_test_now_ms(void)
@@ -47,4 +52,57 @@ const char *cf_test_registry_url(void)
 {
     const char *url = getenv("CASEFLOW_REGISTRY_URL");
     return url != NULL ? url : "http://127.0.0.1:18081/apis/ccompat/v7";
+}
+
+int cf_test_service_clients(const struct cf_config_entry *table, size_t n,
+                            struct cf_config **config, struct cf_registry **registry,
+                            struct cf_serde **serde)
+{
+    char err[512];
+    *config = cf_test_kafka_config(table, n);
+    if (*config == NULL)
+        return -1;
+    if (cf_registry_new(cf_test_registry_url(), 10000, registry, err, sizeof(err)) != CF_OK ||
+        cf_serde_new(*registry, NULL, serde, err, sizeof(err)) != CF_OK) {
+        fprintf(stderr, "registry: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+void cf_test_poll_into(struct cf_kafka_consumer *consumer, struct cf_serde *serde,
+                       bool (*decode)(const char *topic), int timeout_ms, json_t *seen)
+{
+    struct cf_kafka_record *r = NULL;
+    char err[512];
+    if (cf_kafka_consumer_poll(consumer, timeout_ms, &r, err, sizeof(err)) != CF_OK)
+        return;
+    json_t *rec = json_object();
+    json_object_set_new(rec, "topic", json_string(r->topic));
+    json_object_set_new(rec, "key", json_stringn(r->key != NULL ? r->key : "", r->key_len));
+    json_t *headers = json_object();
+    for (size_t i = 0; i < r->header_count; i++)
+        json_object_set_new(headers, r->headers[i].name,
+                            json_stringn(r->headers[i].value != NULL ? r->headers[i].value : "",
+                                         r->headers[i].len));
+    json_object_set_new(rec, "headers", headers);
+    json_t *value = NULL;
+    if (decode(r->topic) &&
+        cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value, err,
+                             sizeof(err)) == CF_OK)
+        json_object_set_new(rec, "value", value);
+    json_array_append_new(seen, rec);
+    cf_kafka_record_release(r);
+}
+
+void cf_test_service_teardown(pid_t pid, struct cf_kafka_consumer *consumer, json_t *seen,
+                              struct cf_serde *serde, struct cf_registry *registry,
+                              struct cf_config *config)
+{
+    cf_test_kill_child(pid);
+    cf_kafka_consumer_free(consumer);
+    json_decref(seen);
+    cf_serde_free(serde);
+    cf_registry_free(registry);
+    cf_config_free(config);
 }

@@ -1,11 +1,20 @@
-/* test_env.h — what integration tests share: clocks, unique names, a Kafka config. */
+/* test_env.h — what integration tests share: clocks, unique names, a Kafka config, the clients
+ * and teardown of a service test, records read into JSON. */
 #ifndef CF_TEST_ENV_H
 #define CF_TEST_ENV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
 
 #include "config.h"
+
+struct cf_kafka_consumer;
+struct cf_registry;
+struct cf_serde;
 
 /* Milliseconds of the monotonic clock, for deadlines. */
 int64_t cf_test_now_ms(void);
@@ -23,5 +32,27 @@ const char *cf_test_registry_url(void);
  * defaults otherwise), so a test runs the same whatever CASEFLOW_* the shell has. NULL, with
  * the reason on stderr, if it does not load. The caller frees it (cf_config_free). */
 struct cf_config *cf_test_kafka_config(const struct cf_config_entry *table, size_t n);
+
+
+/* The clients of a service test's setup: *config from cf_test_kafka_config(table, n), then a
+ * registry client for cf_test_registry_url() and a serde over it. 0, or -1 with the reason on
+ * stderr ("config: ..." or "registry: ..."); the caller frees what was made
+ * (cf_test_service_teardown), also after -1. */
+int cf_test_service_clients(const struct cf_config_entry *table, size_t n,
+                            struct cf_config **config, struct cf_registry **registry,
+                            struct cf_serde **serde);
+
+/* Polls consumer once, for up to timeout_ms; a record read is appended to seen as
+ * {"topic", "key", "headers" (name -> value), "value"}, "value" (the record decoded to JSON
+ * with serde) only when decode(topic) is true and the record decodes. Nothing on a timeout or
+ * an error. */
+void cf_test_poll_into(struct cf_kafka_consumer *consumer, struct cf_serde *serde,
+                       bool (*decode)(const char *topic), int timeout_ms, json_t *seen);
+
+/* The teardown of a service test: SIGKILLs and reaps pid if it is > 0 (a service a failed test
+ * left running), then frees consumer, seen, serde, registry and config (each may be NULL). */
+void cf_test_service_teardown(pid_t pid, struct cf_kafka_consumer *consumer, json_t *seen,
+                              struct cf_serde *serde, struct cf_registry *registry,
+                              struct cf_config *config);
 
 #endif
