@@ -10,41 +10,16 @@
  *     created with their settings by cf_kafka_create_topics. */
 #include "kafka.h"
 
-#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kafka_internal.h"
 #include "log.h"
 
 /* ---- Small helpers ----------------------------------------------------------------------- */
-
-int64_t kafka_mono_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t kafka_wall_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void kafka_sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    /* A signal (SIGTERM) interrupts the sleep; callers sleep in short slices and look at their
-     * stop flag between them, so finishing the slice is fine. */
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 int kafka_clamp_timeout(long long ms)
 {
@@ -348,7 +323,7 @@ rd_kafka_resp_err_t kafka_enqueue(rd_kafka_t *rk, const char *topic, const void 
                                   const struct cf_header *headers, size_t header_count,
                                   void *msg_opaque, int timeout_ms)
 {
-    int64_t deadline = kafka_mono_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
 
     for (;;) {
         rd_kafka_headers_t *hdrs = NULL;
@@ -365,7 +340,7 @@ rd_kafka_resp_err_t kafka_enqueue(rd_kafka_t *rk, const char *topic, const void 
             return err;   /* the message owns hdrs now */
         if (hdrs != NULL) /* not NULL-safe in 2.0.2 */
             rd_kafka_headers_destroy(hdrs);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || kafka_mono_ms() >= deadline)
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || cf_clock_mono_ms() >= deadline)
             return err;
         (void)rd_kafka_poll(rk, 100);
     }
@@ -423,7 +398,7 @@ cf_status kafka_record_view(const rd_kafka_message_t *m, struct cf_header **scra
 rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int timeout_ms,
                                          const struct rd_kafka_metadata **out)
 {
-    int64_t start = kafka_mono_ms();
+    int64_t start = cf_clock_mono_ms();
     int64_t deadline = start + timeout_ms;
     rd_kafka_resp_err_t err;
 
@@ -433,7 +408,7 @@ rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int 
         return rd_kafka_last_error();
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
-        int64_t left = deadline - kafka_mono_ms();
+        int64_t left = deadline - cf_clock_mono_ms();
         err = rd_kafka_metadata(rk, 0, rkt, &md, kafka_clamp_timeout(left > 100 ? left : 100));
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (md->topic_cnt != 1)
@@ -448,11 +423,11 @@ rd_kafka_resp_err_t kafka_topic_metadata(rd_kafka_t *rk, const char *topic, int 
             }
             rd_kafka_metadata_destroy(md);
         }
-        if (kafka_mono_ms() + 100 >= deadline ||
+        if (cf_clock_mono_ms() + 100 >= deadline ||
             (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
-             kafka_mono_ms() - start >= UNKNOWN_TOPIC_GRACE_MS))
+             cf_clock_mono_ms() - start >= UNKNOWN_TOPIC_GRACE_MS))
             break;
-        kafka_sleep_ms(100);
+        cf_clock_sleep_ms(100);
     }
     rd_kafka_topic_destroy(rkt);
     return err;

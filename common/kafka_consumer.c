@@ -92,7 +92,7 @@ cf_status cf_kafka_consumer_new(const struct cf_config *config, const char *grou
         /* librdkafka's consumer_poll needs a group.id even for a plain assign(); this one is
          * never joined and never committed to, so no group appears on the broker. */
         (void)snprintf(private_group, sizeof(private_group), "caseflow-private-%ld-%" PRId64,
-                       (long)getpid(), kafka_wall_ms());
+                       (long)getpid(), cf_clock_wall_ms());
     }
     if ((c = calloc(1, sizeof(*c))) == NULL)
         return cf_fail(errbuf, errlen, CF_ENOMEM, "consumer: out of memory");

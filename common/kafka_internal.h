@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "clock.h"
 #include "kafka.h"
 #include "status.h"
 
@@ -28,9 +29,6 @@
 
 /* ---- Small helpers ----------------------------------------------------------------------- */
 
-int64_t kafka_mono_ms(void);
-int64_t kafka_wall_ms(void);
-void kafka_sleep_ms(int64_t ms);
 int kafka_clamp_timeout(long long ms);
 bool kafka_name_ok(const char *s, size_t max);
 

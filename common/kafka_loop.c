@@ -30,12 +30,12 @@
 /* Sleeps ms, in slices of at most 100 ms, returning early once *stop is set. */
 static void pause_ms(int64_t ms, const volatile sig_atomic_t *stop)
 {
-    int64_t end = kafka_mono_ms() + ms;
+    int64_t end = cf_clock_mono_ms() + ms;
     while (stop == NULL || !*stop) {
-        int64_t left = end - kafka_mono_ms();
+        int64_t left = end - cf_clock_mono_ms();
         if (left <= 0)
             break;
-        kafka_sleep_ms(left < 100 ? left : 100);
+        cf_clock_sleep_ms(left < 100 ? left : 100);
     }
 }
 
@@ -380,7 +380,7 @@ static enum cf_kafka_action loop_dead_letter(struct cf_kafka_loop *loop,
     enum cf_kafka_action a = CF_KAFKA_ABORT;
 
     for (unsigned flags = 0; flags <= CF_DLQ_DROP_VALUE; flags += CF_DLQ_DROP_VALUE) {
-        cf_status st = cf_dlq_build(in, loop->service, reason, error_text, kafka_wall_ms(), flags,
+        cf_status st = cf_dlq_build(in, loop->service, reason, error_text, cf_clock_wall_ms(), flags,
                                     &d, derr, sizeof(derr));
         if (st != CF_OK) {
             CF_LOG(CF_LOG_ERROR, "dead_letter_build_failed", CF_LOG_ID("topic", in->topic),
@@ -584,7 +584,7 @@ static enum step loop_commit(struct cf_kafka_loop *loop, char *errbuf, size_t er
         enum cf_kafka_action a =
             loop_txn_error(loop, "send_offsets_to_transaction", error, errbuf, errlen);
         if (a == CF_KAFKA_RETRY && attempt < CALL_ATTEMPTS) {
-            kafka_sleep_ms(100 * attempt);
+            cf_clock_sleep_ms(100 * attempt);
             continue;
         }
         result = a == CF_KAFKA_FATAL ? STEP_FATAL : STEP_ABORT;
@@ -597,7 +597,7 @@ static enum step loop_commit(struct cf_kafka_loop *loop, char *errbuf, size_t er
             break;
         enum cf_kafka_action a = loop_txn_error(loop, "commit_transaction", error, errbuf, errlen);
         if (a == CF_KAFKA_RETRY && attempt < CALL_ATTEMPTS) {
-            kafka_sleep_ms(100 * attempt);
+            cf_clock_sleep_ms(100 * attempt);
             continue;
         }
         result = a == CF_KAFKA_FATAL ? STEP_FATAL : STEP_ABORT;
@@ -663,7 +663,7 @@ static cf_status loop_abort(struct cf_kafka_loop *loop, char *errbuf, size_t err
             break;
         enum cf_kafka_action a = loop_txn_error(loop, "abort_transaction", error, errbuf, errlen);
         if (a == CF_KAFKA_RETRY && attempt < CALL_ATTEMPTS) {
-            kafka_sleep_ms(100 * attempt);
+            cf_clock_sleep_ms(100 * attempt);
             continue;
         }
         if (a != CF_KAFKA_FATAL)
@@ -748,7 +748,7 @@ static cf_status loop_collect(struct cf_kafka_loop *loop, const volatile sig_ato
     while (!*stop && loop->batch_len < (size_t)loop->batch_max_records) {
         int64_t timeout = POLL_MAX_MS;
         if (loop->batch_len > 0) {
-            int64_t left = deadline - kafka_mono_ms();
+            int64_t left = deadline - cf_clock_mono_ms();
             if (left <= 0)
                 break;
             if (left < timeout)
@@ -774,7 +774,7 @@ static cf_status loop_collect(struct cf_kafka_loop *loop, const volatile sig_ato
             continue;
         }
         if (loop->batch_len == 0)
-            deadline = kafka_mono_ms() + loop->batch_max_ms;
+            deadline = cf_clock_mono_ms() + loop->batch_max_ms;
         loop->batch[loop->batch_len++] = m;
     }
     return CF_OK;

@@ -150,7 +150,7 @@ cf_status cf_kafka_produce_sync(struct cf_kafka_producer *producer, const char *
 {
     if (producer == NULL || topic == NULL)
         return cf_fail(errbuf, errlen, CF_EINVAL, "produce: no producer or topic");
-    int64_t deadline = kafka_mono_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     kafka_known_topic(producer->rk, &producer->known, topic, timeout_ms);
     uint64_t seq = ++producer->next_seq;
     producer->wait_seq = seq;
@@ -163,7 +163,7 @@ cf_status cf_kafka_produce_sync(struct cf_kafka_producer *producer, const char *
         return produce_failed(producer, topic, err, errbuf, errlen);
     }
     while (!producer->wait_done) {
-        int64_t left = deadline - kafka_mono_ms();
+        int64_t left = deadline - cf_clock_mono_ms();
         if (left <= 0)
             break;
         /* flush serves delivery reports and returns as soon as the queue is empty. */

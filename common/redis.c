@@ -6,6 +6,7 @@
  * no hiredis type leaves the module's files (this one, redis_pipeline.c, redis_internal.h).
  * Pipelines live in redis_pipeline.c; what it shares with this file is declared in
  * redis_internal.h. Script SHA1s come from sha1.c. */
+#include "clock.h"
 #include "redis.h"
 
 #include <errno.h>
@@ -83,13 +84,6 @@ static cf_status id_check(const char *what, const char *s, size_t max, char *err
 cf_status cf_redis_key_check(const char *key, char *errbuf, size_t errlen)
 {
     return id_check("key", key, CF_REDIS_MAX_KEY, errbuf, errlen);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned ms)
@@ -436,7 +430,7 @@ cf_status redis_roundtrip(struct cf_redis *r, struct exchange *x, bool resend_sa
                           char *errbuf, size_t errlen)
 {
     char err[ERRLEN] = "";
-    long long deadline = now_ms() + r->retry_budget_ms;
+    long long deadline = cf_clock_mono_ms() + r->retry_budget_ms;
     bool maybe_ran = false;
     cf_status st = CF_OK;
 
@@ -462,7 +456,7 @@ cf_status redis_roundtrip(struct cf_redis *r, struct exchange *x, bool resend_sa
             CF_LOG(CF_LOG_WARN, "redis_not_resent", CF_LOG_ERR("error", err));
             break;
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - cf_clock_mono_ms();
         if (left <= 0) {
             CF_LOG(CF_LOG_WARN, "redis_unavailable", CF_LOG_INT("attempts", attempt + 1),
                    CF_LOG_ERR("error", err));

@@ -73,6 +73,17 @@ cf_status cf_service_start(const char *service, const struct cf_config_entry *ta
     return st;
 }
 
+int cf_service_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop)
+{
+    char err[512] = "";
+    if (cf_kafka_loop_run(loop, stop, err, sizeof(err)) != CF_OK) {
+        CF_LOG(CF_LOG_ERROR, "loop_failed", CF_LOG_ERR("reason", err));
+        return 1;
+    }
+    CF_LOG0(CF_LOG_INFO, "stopped");
+    return 0;
+}
+
 void cf_service_stop(struct cf_service *s)
 {
     if (s == NULL)

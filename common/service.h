@@ -11,6 +11,7 @@
 
 #include "avro_serde.h"
 #include "config.h"
+#include "kafka.h"
 #include "redis.h"
 #include "registry.h"
 
@@ -37,6 +38,10 @@ const volatile sig_atomic_t *cf_service_signals(void);
  * logged (event "start_failed"). */
 cf_status cf_service_start(const char *service, const struct cf_config_entry *table, size_t n,
                            bool with_redis, struct cf_service *out);
+
+/* Runs the loop until stop is set: logs "stopped" and returns exit code 0, or logs
+ * "loop_failed" with the reason and returns 1. */
+int cf_service_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop);
 
 /* Frees what cf_service_start made. NULL-safe, and safe on a zeroed struct. */
 void cf_service_stop(struct cf_service *service);

@@ -1,4 +1,5 @@
 /* http.c — intake's HTTP endpoint (see http.h and README.md "HTTP endpoint"). */
+#include "clock.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "avro_convert.h"
 #include "avro_serde.h"
@@ -251,20 +251,6 @@ cf_status intake_http_idem_redis_key(const char *key, char out[INTAKE_HTTP_REDIS
 
 /* ---- Answers ----------------------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void answer_error(struct answer *a, unsigned status, const char *path, const char *code,
                          const char *message)
 {
@@ -317,7 +303,7 @@ static bool check_ready(struct intake_http *h)
         st = cf_kafka_describe_topic(h->config, INTAKE_INPUT_TOPIC, READY_TIMEOUT_MS, &info, err,
                                      sizeof(err));
     }
-    h->ready_checked_ms = mono_ms();
+    h->ready_checked_ms = cf_clock_mono_ms();
     if (st != CF_OK) {
         CF_LOG(CF_LOG_WARN, "http_not_ready", CF_LOG_ID("component", what),
                CF_LOG_ERR("reason", err));
@@ -356,7 +342,7 @@ static cf_status encode_submitted(struct intake_http *h, json_t *inquiry, const 
     cf_status st = cf_uuid_v4(event_id);
     if (st != CF_OK)
         goto out;
-    cf_avro_format_millis(now_ms(), when, sizeof(when));
+    cf_avro_format_millis(cf_clock_wall_ms(), when, sizeof(when));
     record = json_pack("{s:{s:s, s:n, s:s, s:s, s:s, s:n}, s:O}", "meta", "event_id", event_id,
                        "case_id", "occurred_at", when, "producer", INTAKE_HTTP_PRODUCER,
                        "correlation_id", inquiry_id, "causation_id", "inquiry", inquiry);
@@ -473,7 +459,7 @@ static void handle_post(struct intake_http *h, const char *idem_header, const ch
         goto out;
     if (json_object_get(inquiry, "submitted_at") == NULL) {
         char when[32];
-        cf_avro_format_millis(now_ms(), when, sizeof(when));
+        cf_avro_format_millis(cf_clock_wall_ms(), when, sizeof(when));
         if (json_object_set_new(inquiry, "submitted_at", json_string(when)) != 0)
             goto nomem;
     }
@@ -675,7 +661,7 @@ static enum MHD_Result first_call(struct intake_http *h, struct MHD_Connection *
     } else if (route == INTAKE_HTTP_ROUTE_HEALTHZ) {
         answer_json(&a, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
     } else if (route == INTAKE_HTTP_ROUTE_READYZ) {
-        if (!h->ready && mono_ms() - h->ready_checked_ms >= READY_RECHECK_MS)
+        if (!h->ready && cf_clock_mono_ms() - h->ready_checked_ms >= READY_RECHECK_MS)
             (void)check_ready(h);
         if (h->ready) {
             answer_json(&a, MHD_HTTP_OK, json_pack("{s:s}", "status", "ready"));

@@ -1,5 +1,6 @@
 /* intake.c — intake's Kafka path: keyed identity hashes, duplicate folding in Redis, the
  * CaseOpened record and the loop's handler. See intake.h and README.md ("Kafka path"). */
+#include "clock.h"
 #include "intake.h"
 
 #include <openssl/evp.h>
@@ -7,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "avro_convert.h"
 #include "cloudevents.h"
@@ -325,13 +325,6 @@ nomem:
     return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory building CaseOpened");
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Country codes are compared and matched upper-case (ISO 3166-1 alpha-2 as written). */
 static cf_status upper_country(json_t *inquiry)
 {
@@ -413,7 +406,7 @@ cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_k
         goto out;
     }
 
-    struct intake_case_params params = {fold.case_id, event_id, now_ms(), intake->producer,
+    struct intake_case_params params = {fold.case_id, event_id, cf_clock_wall_ms(), intake->producer,
                                         patient_key, 0};
     st = intake_build_case_opened(submitted, &params, &opened, errbuf, errlen);
     if (st != CF_OK)

@@ -56,13 +56,7 @@ int main(int argc, char **argv)
     }
     CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("topic", INTAKE_INPUT_TOPIC),
            CF_LOG_ID("group", INTAKE_GROUP));
-    st = cf_kafka_loop_run(loop, stop, err, sizeof(err));
-    if (st != CF_OK) {
-        CF_LOG(CF_LOG_ERROR, "loop_failed", CF_LOG_ERR("reason", err));
-        goto out;
-    }
-    CF_LOG0(CF_LOG_INFO, "stopped");
-    rc = 0;
+    rc = cf_service_run(loop, stop);
 out:
     intake_http_stop(http);
     cf_kafka_loop_free(loop);

@@ -1,13 +1,13 @@
 /* validation.c — validation's Kafka path: the case state kept in Redis, merging supplied
  * information, operator decisions, the outcome record and the loop's handler. See validation.h
  * and README.md ("Kafka path"). */
+#include "clock.h"
 #include "validation.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "avro_convert.h"
 #include "cloudevents.h"
@@ -424,13 +424,6 @@ nomem:
     return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory building the outcome");
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Loads the stored case of key. CF_ENOTFOUND (no case: never opened here, or expired),
  * Redis errors, CF_EINVAL if the value is not a JSON object. */
 static cf_status load_state(struct cf_redis *redis, const char *key, json_t **state, char *errbuf,
@@ -486,7 +479,7 @@ cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct 
     bool opened = strcmp(in->topic, VALIDATION_TOPIC_OPENED) == 0;
     bool provided = strcmp(in->topic, VALIDATION_TOPIC_INFO_PROVIDED) == 0;
     bool reviewed = strcmp(in->topic, VALIDATION_TOPIC_REVIEWED) == 0;
-    int64_t now = now_ms();
+    int64_t now = cf_clock_wall_ms();
     cf_status st;
 
     if (!opened && !provided && !reviewed) {

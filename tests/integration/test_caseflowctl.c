@@ -132,7 +132,7 @@ static struct result collect(struct child c, int timeout_ms)
 {
     struct result r = {-1, NULL, NULL};
     size_t out_len = 0, err_len = 0;
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     bool timed_out = false;
     char buf[65536];
 
@@ -140,7 +140,7 @@ static struct result collect(struct child c, int timeout_ms)
     append(&r.err, &err_len, "", 0);
     while (c.out_fd >= 0 || c.err_fd >= 0) {
         struct pollfd fds[2] = {{c.out_fd, POLLIN, 0}, {c.err_fd, POLLIN, 0}};
-        int64_t left = deadline - cf_test_now_ms();
+        int64_t left = deadline - cf_clock_mono_ms();
         if (left <= 0) {
             timed_out = true;
             break;
@@ -178,13 +178,13 @@ static struct result collect(struct child c, int timeout_ms)
         if (w == c.pid)
             break;
         assert_true(w == 0 || errno == EINTR);
-        if (timed_out || cf_test_now_ms() > deadline) {
+        if (timed_out || cf_clock_mono_ms() > deadline) {
             timed_out = true;
             kill(c.pid, SIGKILL);
             waitpid(c.pid, &wstatus, 0);
             break;
         }
-        cf_test_sleep_ms(20);
+        cf_clock_sleep_ms(20);
     }
     if (timed_out)
         r.status = -1;
@@ -760,12 +760,12 @@ static void test_tail_stops_on_sigterm(void **state)
     (void)state;
     const char *args[] = {"tail", "caseflow.inquiry.submitted", NULL};
     struct child c = spawn(args, NULL, NULL);
-    cf_test_sleep_ms(1500);
+    cf_clock_sleep_ms(1500);
     assert_int_equal(kill(c.pid, SIGTERM), 0);
-    int64_t start = cf_test_now_ms();
+    int64_t start = cf_clock_mono_ms();
     struct result r = collect(c, 15000);
     assert_int_equal(r.status, 0);
-    assert_true(cf_test_now_ms() - start < 10000);
+    assert_true(cf_clock_mono_ms() - start < 10000);
     result_free(&r);
 }
 

@@ -162,9 +162,9 @@ static void poll_into_seen(int timeout_ms)
 static const json_t *wait_for(const char *topic, const char *field, const char *want,
                               int timeout_ms)
 {
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     const json_t *hit;
-    while ((hit = find(topic, field, want)) == NULL && cf_test_now_ms() < deadline)
+    while ((hit = find(topic, field, want)) == NULL && cf_clock_mono_ms() < deadline)
         poll_into_seen(200);
     return hit;
 }
@@ -172,7 +172,7 @@ static const json_t *wait_for(const char *topic, const char *field, const char *
 /* True once intake's log has a line with both texts, waiting up to timeout_ms. */
 static bool wait_log(const char *event, const char *id, int timeout_ms)
 {
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     do {
         char *log = cf_test_slurp(log_path);
         bool found = false;
@@ -187,7 +187,7 @@ static bool wait_log(const char *event, const char *id, int timeout_ms)
         if (found)
             return true;
         poll_into_seen(200);
-    } while (cf_test_now_ms() < deadline);
+    } while (cf_clock_mono_ms() < deadline);
     return false;
 }
 

@@ -222,19 +222,19 @@ static int kill_children(void **state)
  * -1 after a timeout (the child is then killed). */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     int status = 0;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             break;
-        if (cf_test_now_ms() >= deadline) {
+        if (cf_clock_mono_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             forget_child(pid);
             return -1;
         }
-        cf_test_sleep_ms(20);
+        cf_clock_sleep_ms(20);
     }
     forget_child(pid);
     if (WIFEXITED(status))
@@ -248,14 +248,14 @@ static int64_t wait_committed(const struct scenario *s, int64_t min, int timeout
 {
     struct cf_kafka_group_progress progress = {0, 0, 0};
     char err[512] = "";
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
 
-    while (cf_test_now_ms() < deadline) {
+    while (cf_clock_mono_ms() < deadline) {
         if (cf_kafka_group_progress(config, s->service, s->input, TIMEOUT_MS, &progress, err,
                                     sizeof(err)) == CF_OK &&
             (min >= 0 ? progress.committed >= min : progress.end > 0 && progress.lag == 0))
             return progress.committed;
-        cf_test_sleep_ms(50);
+        cf_clock_sleep_ms(50);
     }
     fail_msg("group %s: committed %" PRId64 " of %" PRId64 " after %d ms (%s)", s->service,
              progress.committed, progress.end, timeout_ms, err);
@@ -268,10 +268,10 @@ static void wait_log(const struct scenario *s, const char *instance, const char 
 {
     char path[600];
     static char buf[1 << 20];
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
 
     log_path(s, instance, path, sizeof(path));
-    while (cf_test_now_ms() < deadline) {
+    while (cf_clock_mono_ms() < deadline) {
         FILE *f = fopen(path, "r");
         if (f != NULL) {
             size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -280,7 +280,7 @@ static void wait_log(const struct scenario *s, const char *instance, const char 
             if (strstr(buf, text) != NULL)
                 return;
         }
-        cf_test_sleep_ms(50);
+        cf_clock_sleep_ms(50);
     }
     fail_msg("%s: no %s after %d ms", path, text, timeout_ms);
 }
@@ -298,20 +298,20 @@ static int read_topic(const char *topic, bool read_uncommitted, int expect, int 
     const char *topics[] = {topic};
     char err[512] = "";
     int total = 0;
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
-    int64_t last = cf_test_now_ms();
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
+    int64_t last = cf_clock_mono_ms();
 
     if (counts != NULL)
         memset(counts, 0, sizeof(*counts) * (size_t)n);
     assert_int_equal(cf_kafka_consumer_new(config, NULL, topics, 1, &opts, &c, err, sizeof(err)),
                      CF_OK);
-    while (cf_test_now_ms() < deadline && (total < expect || cf_test_now_ms() - last < 1000)) {
+    while (cf_clock_mono_ms() < deadline && (total < expect || cf_clock_mono_ms() - last < 1000)) {
         struct cf_kafka_record *r = NULL;
         cf_status st = cf_kafka_consumer_poll(c, 200, &r, err, sizeof(err));
         if (st != CF_OK)
             continue;
         total++;
-        last = cf_test_now_ms();
+        last = cf_clock_mono_ms();
         if (counts != NULL && r->key_len == 6 && ((const char *)r->key)[0] == 'k') {
             char digits[6];
             memcpy(digits, (const char *)r->key + 1, 5);
@@ -369,17 +369,17 @@ static void test_sigkill_restart_exactly_once(void **state)
     enum { N = 2000 };
     static int counts[N];
     struct scenario s;
-    int64_t t0 = cf_test_now_ms();
+    int64_t t0 = cf_clock_mono_ms();
 
     scenario_init(&s, "kill", 3);
     produce_inputs(&s, N);
-    int64_t t1 = cf_test_now_ms();
+    int64_t t1 = cf_clock_mono_ms();
 
     pid_t pid = spawn(&s, "i1", 1000, 50, 100);
     int64_t at_kill = wait_committed(&s, 500, 60000);
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_int_equal(wait_exit(pid, 5000), 128 + SIGKILL);
-    int64_t t2 = cf_test_now_ms();
+    int64_t t2 = cf_clock_mono_ms();
     /* Records of the transaction the kill interrupted are in the log, not yet aborted. */
     int visible = read_topic(s.output, true, 0, NULL, 0, 3000);
     fprintf(stderr, "killed after %" PRId64 " committed inputs; read_uncommitted sees %d outputs\n",
@@ -388,7 +388,7 @@ static void test_sigkill_restart_exactly_once(void **state)
 
     pid = spawn(&s, "i1", 1000, 50, 100);
     wait_committed(&s, -1, 90000);
-    int64_t t3 = cf_test_now_ms();
+    int64_t t3 = cf_clock_mono_ms();
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_exit(pid, 20000), 0);
 
@@ -403,7 +403,7 @@ static void test_sigkill_restart_exactly_once(void **state)
     fprintf(stderr,
             "timings: produce %" PRId64 " ms, run until kill %" PRId64
             " ms, restart to done %" PRId64 " ms, verify %" PRId64 " ms\n",
-            t1 - t0, t2 - t1, t3 - t2, cf_test_now_ms() - t3);
+            t1 - t0, t2 - t1, t3 - t2, cf_clock_mono_ms() - t3);
 }
 
 /* A second instance with the same id fences the first: the first exits non-zero, the second
@@ -420,10 +420,10 @@ static void test_same_instance_fences_zombie(void **state)
     pid_t first = spawn(&s, "i1", 3000, 20, 100);
     wait_committed(&s, 40, 60000);
     pid_t second = spawn(&s, "i1", 0, 50, 100);
-    int64_t t0 = cf_test_now_ms();
+    int64_t t0 = cf_clock_mono_ms();
     int status = wait_exit(first, 60000);
     fprintf(stderr, "first instance exited with %d %" PRId64 " ms after the second started\n",
-            status, cf_test_now_ms() - t0);
+            status, cf_clock_mono_ms() - t0);
     assert_int_equal(status, 1);
     wait_committed(&s, -1, 90000);
     assert_int_equal(kill(second, SIGTERM), 0);
@@ -470,8 +470,8 @@ static struct cf_kafka_record *next_dead_letter(struct cf_kafka_consumer *c, int
 {
     struct cf_kafka_record *r = NULL;
     char err[512] = "";
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
-    while (r == NULL && cf_test_now_ms() < deadline)
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
+    while (r == NULL && cf_clock_mono_ms() < deadline)
         (void)cf_kafka_consumer_poll(c, 200, &r, err, sizeof(err));
     return r;
 }
@@ -582,9 +582,9 @@ static void test_sigterm_commits_last_batch(void **state)
     pid_t pid = spawn(&s, "i1", 10000, 100, 5000);
     int64_t at_term = wait_committed(&s, 100, 60000);
     assert_int_equal(kill(pid, SIGTERM), 0);
-    int64_t t0 = cf_test_now_ms();
+    int64_t t0 = cf_clock_mono_ms();
     assert_int_equal(wait_exit(pid, 20000), 0);
-    int64_t exit_ms = cf_test_now_ms() - t0;
+    int64_t exit_ms = cf_clock_mono_ms() - t0;
 
     assert_int_equal(
         cf_kafka_group_progress(config, s.service, s.input, TIMEOUT_MS, &after, err, sizeof(err)),

@@ -138,7 +138,7 @@ static size_t count(const char *topic, const char *key)
 /* The nth (0-based) record of topic keyed key, waiting up to timeout_ms; NULL if none came. */
 static const json_t *wait_nth(const char *topic, const char *key, size_t nth, int timeout_ms)
 {
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     for (;;) {
         size_t i, k = 0;
         json_t *rec;
@@ -148,7 +148,7 @@ static const json_t *wait_nth(const char *topic, const char *key, size_t nth, in
                 strcmp(json_string_value(json_object_get(rec, "key")), key) == 0 && k++ == nth)
                 return rec;
         }
-        if (cf_test_now_ms() > deadline)
+        if (cf_clock_mono_ms() > deadline)
             return NULL;
         read_one(200);
     }
@@ -157,8 +157,8 @@ static const json_t *wait_nth(const char *topic, const char *key, size_t nth, in
 /* Reads for ms more, so that a duplicate output would be seen. */
 static void drain(int ms)
 {
-    int64_t deadline = cf_test_now_ms() + ms;
-    while (cf_test_now_ms() < deadline)
+    int64_t deadline = cf_clock_mono_ms() + ms;
+    while (cf_clock_mono_ms() < deadline)
         read_one(100);
 }
 

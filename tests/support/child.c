@@ -65,7 +65,7 @@ pid_t cf_test_spawn_service(const char *path, char (*env)[160], size_t ne, const
 
 int cf_test_wait_child(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = cf_test_now_ms() + timeout_ms;
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
     int wstatus = 0;
     for (;;) {
         pid_t w = waitpid(pid, &wstatus, WNOHANG);
@@ -73,12 +73,12 @@ int cf_test_wait_child(pid_t pid, int timeout_ms)
             break;
         if (w < 0 && errno != EINTR)
             return -1;
-        if (cf_test_now_ms() > deadline) {
+        if (cf_clock_mono_ms() > deadline) {
             (void)kill(pid, SIGKILL);
             (void)waitpid(pid, &wstatus, 0);
             return -1;
         }
-        cf_test_sleep_ms(50);
+        cf_clock_sleep_ms(50);
     }
     return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 }

@@ -1,7 +1,6 @@
 /* test_env.c — what integration tests share (see test_env.h). */
 #include "test_env.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,20 +13,6 @@
 #include "registry.h"
 
 extern char **environ;
-
-int64_t cf_test_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void cf_test_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 void cf_test_run_id(char *buf, size_t len)
 {

@@ -10,17 +10,12 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "config.h"
 
 struct cf_kafka_consumer;
 struct cf_registry;
 struct cf_serde;
-
-/* Milliseconds of the monotonic clock, for deadlines. */
-int64_t cf_test_now_ms(void);
-
-/* Sleeps ms milliseconds, through signals. */
-void cf_test_sleep_ms(long ms);
 
 /* "<pid>-<unix seconds>": unique to a test run, for topic, group, subject and key names. */
 void cf_test_run_id(char *buf, size_t len);

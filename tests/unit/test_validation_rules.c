@@ -394,8 +394,9 @@ static void test_minor_guardian(void **state)
 static json_t *repeat(const char *unit, size_t n)
 {
     char buf[1024] = "";
-    for (size_t i = 0; i < n; i++)
-        strcat(buf, unit);
+    size_t len = strlen(unit), at = 0;
+    for (size_t i = 0; i < n && at + len < sizeof(buf); i++, at += len)
+        memcpy(buf + at, unit, len);
     return json_string(buf);
 }
 
