@@ -307,6 +307,22 @@ cf_status cf_kafka_loop_new(const struct cf_config *config, const char *service,
 cf_status cf_kafka_loop_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop,
                             char *errbuf, size_t errlen);
 
+/* A periodic task of the loop (a service's timers: expiries, reminders): queue outputs on out
+ * for the wall-clock time now_ms and return CF_OK; they are produced in a transaction of their
+ * own, without consumed offsets. A non-CF_OK status is logged with errbuf and the timer runs
+ * again at its next turn (its outputs are dropped); one classified fatal by
+ * cf_kafka_status_action ends the loop. Nothing the timer did outside Kafka is undone when its
+ * transaction aborts: a timer claims its work in a way that lets the work come back (a lease,
+ * say) rather than deleting it before the commit. */
+typedef cf_status (*cf_kafka_timer)(void *ctx, int64_t now_ms, struct cf_kafka_out *out,
+                                    char *errbuf, size_t errlen);
+
+/* Makes the loop run timer every interval_ms (≥ 1) between batches, first right after the
+ * loop started; timer_ctx stays the caller's. Call before cf_kafka_loop_run. CF_EINVAL on a
+ * NULL loop or timer, a bad interval, or a loop already run. */
+cf_status cf_kafka_loop_set_timer(struct cf_kafka_loop *loop, int interval_ms, cf_kafka_timer timer,
+                                  void *timer_ctx);
+
 /* Counters for /metrics and /readyz; safe to read from another thread while the loop runs. */
 struct cf_kafka_loop_stats {
     bool ready;            /* transactions initialised and subscribed */

@@ -91,6 +91,11 @@ struct cf_kafka_loop {
     int32_t poison_partition;
     int64_t poison_offset;
 
+    /* The periodic task (cf_kafka_loop_set_timer): NULL when there is none. */
+    cf_kafka_timer timer;
+    void *timer_ctx;
+    int64_t timer_interval_ms;
+
     /* Counts of the transaction in progress, added to the stats when it commits. */
     uint64_t txn_outputs;
     uint64_t txn_dead_letters;
@@ -380,8 +385,8 @@ static enum cf_kafka_action loop_dead_letter(struct cf_kafka_loop *loop,
     enum cf_kafka_action a = CF_KAFKA_ABORT;
 
     for (unsigned flags = 0; flags <= CF_DLQ_DROP_VALUE; flags += CF_DLQ_DROP_VALUE) {
-        cf_status st = cf_dlq_build(in, loop->service, reason, error_text, cf_clock_wall_ms(), flags,
-                                    &d, derr, sizeof(derr));
+        cf_status st = cf_dlq_build(in, loop->service, reason, error_text, cf_clock_wall_ms(),
+                                    flags, &d, derr, sizeof(derr));
         if (st != CF_OK) {
             CF_LOG(CF_LOG_ERROR, "dead_letter_build_failed", CF_LOG_ID("topic", in->topic),
                    CF_LOG_INT("partition", in->partition), CF_LOG_INT("offset", in->offset),
@@ -563,6 +568,8 @@ static enum step loop_commit(struct cf_kafka_loop *loop, char *errbuf, size_t er
     rd_kafka_error_t *error = NULL;
     enum step result = STEP_OK;
 
+    if (loop->batch_len == 0) /* the timer's transaction: nothing was consumed */
+        goto commit;
     /* Never commit offsets of a partition someone else may own now. No poll ran since the
      * batch was collected, so this holds unless librdkafka changed the assignment itself. */
     if (!all_assigned(loop, offsets)) {
@@ -590,6 +597,7 @@ static enum step loop_commit(struct cf_kafka_loop *loop, char *errbuf, size_t er
         result = a == CF_KAFKA_FATAL ? STEP_FATAL : STEP_ABORT;
         goto out;
     }
+commit:
     for (int attempt = 1;; attempt++) {
         /* -1: the transaction's remaining time, as librdkafka recommends. */
         error = rd_kafka_commit_transaction(loop->producer, -1);
@@ -644,6 +652,67 @@ static enum step loop_transaction(struct cf_kafka_loop *loop, char *errbuf, size
         (void)rd_kafka_poll(loop->producer, 0);
     }
     return loop_commit(loop, errbuf, errlen);
+}
+
+/* Runs the timer and, if it queued outputs, produces them in a transaction of their own (no
+ * consumed offsets). A timer's failure is logged and the timer tries again at its next turn;
+ * only a fatal status ends the loop. */
+static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf, size_t errlen)
+{
+    /* Stands for the source record in produce_failed logs. */
+    const struct cf_kafka_record source = {"(timer)", -1, -1, NULL, 0, NULL, 0, NULL, 0, -1};
+    char terr[CF_DLQ_ERROR_MAX + 1] = "";
+    enum step result = STEP_OK;
+
+    cf_kafka_out_reset(loop->out);
+    cf_status st = loop->timer(loop->timer_ctx, cf_clock_wall_ms(), loop->out, terr, sizeof(terr));
+    if (st != CF_OK) {
+        bool fatal = cf_kafka_status_action(st) == CF_KAFKA_FATAL;
+        CF_LOG(fatal ? CF_LOG_ERROR : CF_LOG_WARN, "timer_failed",
+               CF_LOG_ERR("status", cf_strerror(st)), CF_LOG_ERR("error", terr));
+        if (fatal) {
+            (void)cf_fail(errbuf, errlen, CF_EFATAL, "timer: %s: %s", cf_strerror(st), terr);
+            result = STEP_FATAL;
+        }
+        goto out;
+    }
+    size_t n = cf_kafka_out_count(loop->out);
+    if (n == 0)
+        goto out;
+    if (!outputs_fit(loop)) {
+        CF_LOG(CF_LOG_ERROR, "timer_failed", CF_LOG_ERR("status", cf_strerror(CF_ETOOBIG)),
+               CF_LOG_ERR("error", "an output is larger than message.max.bytes"));
+        goto out;
+    }
+    rd_kafka_error_t *error = rd_kafka_begin_transaction(loop->producer);
+    if (error != NULL) {
+        (void)loop_txn_error(loop, "begin_transaction", error, errbuf, errlen);
+        (void)kafka_check_fatal(loop->producer, CF_EFATAL, errbuf, errlen);
+        result = STEP_FATAL;
+        goto out;
+    }
+    loop->txn_outputs = 0;
+    loop->txn_dead_letters = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct cf_kafka_out_record *o = cf_kafka_out_get(loop->out, i);
+        enum cf_kafka_action a =
+            loop_produce(loop, o->topic, o->key, o->key_len, o->value, o->value_len, o->headers,
+                         o->header_count, &source, errbuf, errlen);
+        if (a == CF_KAFKA_FATAL) {
+            rd_kafka_error_destroy(rd_kafka_abort_transaction(loop->producer, loop->timeout_ms));
+            result = STEP_FATAL;
+            goto out;
+        }
+        if (a != CF_KAFKA_PROCEED) {
+            result = STEP_ABORT;
+            goto out;
+        }
+        loop->txn_outputs++;
+    }
+    result = loop_commit(loop, errbuf, errlen);
+out:
+    cf_kafka_out_reset(loop->out);
+    return result;
 }
 
 /* Aborts the transaction and moves the consumer back to the batch's first offsets, so the
@@ -864,13 +933,21 @@ cf_status cf_kafka_loop_run(struct cf_kafka_loop *loop, const volatile sig_atomi
         goto out;
 
     int64_t backoff = loop->backoff_ms;
+    int64_t timer_due = cf_clock_mono_ms();
     while (!*stop) {
-        if ((st = loop_collect(loop, stop, errbuf, errlen)) != CF_OK)
-            goto out;
-        if (loop->batch_len == 0)
-            continue;
-        /* Once collected, a batch is finished even if stop is set meanwhile. */
-        enum step r = loop_transaction(loop, errbuf, errlen);
+        enum step r;
+        if (loop->timer != NULL && cf_clock_mono_ms() >= timer_due) {
+            /* Between batches, so the timer never runs inside a batch's transaction. */
+            timer_due = cf_clock_mono_ms() + loop->timer_interval_ms;
+            r = loop_timer_transaction(loop, errbuf, errlen);
+        } else {
+            if ((st = loop_collect(loop, stop, errbuf, errlen)) != CF_OK)
+                goto out;
+            if (loop->batch_len == 0)
+                continue;
+            /* Once collected, a batch is finished even if stop is set meanwhile. */
+            r = loop_transaction(loop, errbuf, errlen);
+        }
         if (r == STEP_FATAL) {
             st = CF_EFATAL;
             goto out;
@@ -895,6 +972,17 @@ out:
     (void)loop_drop(loop, NULL);
     loop_close(loop);
     return st;
+}
+
+cf_status cf_kafka_loop_set_timer(struct cf_kafka_loop *loop, int interval_ms, cf_kafka_timer timer,
+                                  void *timer_ctx)
+{
+    if (loop == NULL || timer == NULL || interval_ms < 1 || loop->ran)
+        return CF_EINVAL;
+    loop->timer = timer;
+    loop->timer_ctx = timer_ctx;
+    loop->timer_interval_ms = interval_ms;
+    return CF_OK;
 }
 
 void cf_kafka_loop_stats(const struct cf_kafka_loop *loop, struct cf_kafka_loop_stats *out)
