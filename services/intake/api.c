@@ -1,6 +1,6 @@
-/* http.c — intake's HTTP endpoint (see http.h and README.md "HTTP endpoint"). */
+/* api.c — intake's HTTP endpoint (see api.h and README.md "HTTP endpoint"). */
+#include "api.h"
 #include "clock.h"
-#include "http.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -40,7 +40,8 @@
 #define DISCARD_FACTOR 4
 
 struct intake_http {
-    const struct cf_config *config; /* borrowed */
+    const struct cf_config *config;              /* borrowed */
+    const struct intake_journey_scripts *stages; /* borrowed */
     struct MHD_Daemon *daemon;
     struct cf_kafka_producer *producer;
     struct cf_registry *registry;
@@ -580,26 +581,40 @@ static void handle_status(struct intake_http *h, const char *id, struct answer *
 {
     char err[512] = "";
     char key[INTAKE_HTTP_REDIS_KEY_LEN];
-    char *stage = NULL;
+    char *accepted = NULL;
+    struct intake_journey_view view;
     if (id[0] == '\0') {
         answer_error(a, MHD_HTTP_NOT_FOUND, "$", "NOT_FOUND", "no such inquiry");
         return;
     }
     cf_status st = ensure_redis(h, err, sizeof(err));
     if (st == CF_OK) {
+        /* Accepted here but perhaps not opened yet: then it is "received". */
         (void)snprintf(key, sizeof(key), INQUIRY_PREFIX "%s", id);
-        st = cf_redis_get(h->redis, key, &stage, NULL, err, sizeof(err));
+        st = cf_redis_get(h->redis, key, &accepted, NULL, err, sizeof(err));
+        if (st == CF_ENOTFOUND)
+            st = CF_OK;
     }
+    if (st == CF_OK)
+        st = intake_journey_lookup(h->redis, h->stages, id, accepted != NULL, &view, err,
+                                   sizeof(err));
     if (st == CF_ENOTFOUND) {
         answer_error(a, MHD_HTTP_NOT_FOUND, "$", "NOT_FOUND", "no such inquiry");
     } else if (st != CF_OK) {
         CF_LOG(CF_LOG_WARN, "http_redis_failed", CF_LOG_ERR("reason", err));
         answer_unavailable(a, "the state store is unavailable");
     } else {
-        /* Only "received" is written for now; later stages come from the case topics. */
-        answer_json(a, MHD_HTTP_OK, json_pack("{s:s, s:s}", "inquiry_id", id, "stage", "received"));
+        char at[32];
+        if (view.at_ms >= 0)
+            cf_avro_format_millis(view.at_ms, at, sizeof(at));
+        answer_json(a, MHD_HTTP_OK,
+                    json_pack("{s:s, s:s?, s:s, s:s?, s:s?}", "inquiry_id", id, "case_id",
+                              view.case_id[0] != '\0' ? view.case_id : NULL, "stage",
+                              intake_journey_stage_name(view.stage), "closed_reason",
+                              view.detail[0] != '\0' ? view.detail : NULL, "updated_at",
+                              view.at_ms >= 0 ? at : NULL));
     }
-    free(stage);
+    free(accepted);
 }
 
 /* ---- libmicrohttpd glue ------------------------------------------------------------------ */
@@ -621,8 +636,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, struct answer *a
         return MHD_NO;
     char retry[16];
     (void)snprintf(retry, sizeof(retry), "%d", INTAKE_HTTP_RETRY_AFTER_SECONDS);
-    enum MHD_Result ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                                 "application/json");
+    enum MHD_Result ok =
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     if (ok == MHD_YES)
         ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (ok == MHD_YES && a->allow != NULL)
@@ -654,7 +669,7 @@ static enum MHD_Result first_call(struct intake_http *h, struct MHD_Connection *
     if (route == INTAKE_HTTP_ROUTE_NONE) {
         answer_error(&a, MHD_HTTP_NOT_FOUND, "$", "NOT_FOUND", "no such resource");
     } else if (route == INTAKE_HTTP_ROUTE_INQUIRIES ? !method_is(method, MHD_HTTP_METHOD_POST)
-                                                     : !get) {
+                                                    : !get) {
         answer_error(&a, MHD_HTTP_METHOD_NOT_ALLOWED, "$", "METHOD_NOT_ALLOWED",
                      "method not allowed on this resource");
         a.allow = intake_http_allowed(route);
@@ -727,9 +742,8 @@ static enum MHD_Result take_upload(struct intake_http *h, struct request *r, con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct intake_http *h = cls;
@@ -768,7 +782,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- Start and stop ---------------------------------------------------------------------- */
 
-cf_status intake_http_start(const struct cf_config *config, struct intake_http **out,
+cf_status intake_http_start(const struct cf_config *config,
+                            const struct intake_journey_scripts *stages, struct intake_http **out,
                             char *errbuf, size_t errlen)
 {
     struct intake_http *h = NULL;
@@ -802,6 +817,7 @@ cf_status intake_http_start(const struct cf_config *config, struct intake_http *
     if (h == NULL)
         return cf_fail(errbuf, errlen, CF_ENOMEM, "http: out of memory");
     h->config = config;
+    h->stages = stages;
     h->max_body = (size_t)cf_config_int(config, "CASEFLOW_INTAKE_HTTP_MAX_BODY");
     h->produce_timeout_ms = (int)cf_config_int(config, "CASEFLOW_INTAKE_HTTP_PRODUCE_TIMEOUT_MS");
     st = cf_kafka_producer_new(config, NULL, 0, &h->producer, errbuf, errlen);
@@ -818,13 +834,14 @@ cf_status intake_http_start(const struct cf_config *config, struct intake_http *
      * thread touches h. */
     (void)check_ready(h);
 
-    h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, sa,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, sa,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        st = cf_fail(errbuf, errlen, CF_EIO, "http: cannot listen on CASEFLOW_INTAKE_HTTP_BIND "
-                                             "port %lld: %s",
+        st = cf_fail(errbuf, errlen, CF_EIO,
+                     "http: cannot listen on CASEFLOW_INTAKE_HTTP_BIND "
+                     "port %lld: %s",
                      port, strerror(errno));
         goto out;
     }

@@ -1,4 +1,4 @@
-/* http.h — intake's HTTP endpoint (DESIGN.md §1 step 1, §4): POST /v1/inquiries turns a JSON
+/* api.h — intake's HTTP endpoint (DESIGN.md §1 step 1, §4): POST /v1/inquiries turns a JSON
  * inquiry into one InquirySubmitted on caseflow.inquiry.submitted, GET /v1/inquiries/{id}
  * answers the stage of an inquiry this service accepted, /healthz and /readyz answer probes.
  *
@@ -10,13 +10,14 @@
  *
  * The pure helpers below (content type, routes, error bodies, idempotency keys) are what the
  * unit tests exercise; intake_http_start/_stop are the wiring that integration tests run. */
-#ifndef INTAKE_HTTP_H
-#define INTAKE_HTTP_H
+#ifndef INTAKE_API_H
+#define INTAKE_API_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
+#include "journey.h"
 #include "status.h"
 #include "uuid.h"
 
@@ -109,12 +110,14 @@ struct intake_http;
  * result CF_OK): creates the HTTP path's own idempotent producer, registry client, serde and
  * Redis connection, checks once that Redis, the registry and the broker answer (the /readyz
  * state; if one does not, /readyz says 503 and checks again at most every 2 s), then listens
- * on CASEFLOW_INTAKE_HTTP_BIND:PORT. config is borrowed and must outlive the server; it must
+ * on CASEFLOW_INTAKE_HTTP_BIND:PORT. config and stages (the scripts GET reads stages with) are
+ * borrowed and must outlive the server; config must
  * hold the common, Kafka and Redis entries and INTAKE_HTTP_CONFIG_ENTRIES. CF_EIO when the
  * address cannot be bound, CF_ECONFIG for a bad bind address, CF_ENOMEM; errbuf says why.
  * Redis or Kafka being down at start is not an error here (the endpoint answers 503).
  * On CF_OK *out is the caller's, stopped and freed with intake_http_stop. */
-cf_status intake_http_start(const struct cf_config *config, struct intake_http **out,
+cf_status intake_http_start(const struct cf_config *config,
+                            const struct intake_journey_scripts *stages, struct intake_http **out,
                             char *errbuf, size_t errlen);
 
 /* Stops listening, waits for the request in progress (bounded by the produce timeout), then

@@ -1,7 +1,7 @@
 /* intake.c — intake's Kafka path: keyed identity hashes, duplicate folding in Redis, the
  * CaseOpened record and the loop's handler. See intake.h and README.md ("Kafka path"). */
-#include "clock.h"
 #include "intake.h"
+#include "clock.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -83,8 +83,7 @@ static const char *str_at(const json_t *obj, const char *k1, const char *k2)
 }
 
 cf_status intake_fold_key(const unsigned char *secret, size_t secret_len, const char *kind,
-                          const char *value, const char *category,
-                          char out[INTAKE_KEY_HEX_LEN + 1])
+                          const char *value, const char *category, char out[INTAKE_KEY_HEX_LEN + 1])
 {
     if (kind == NULL || value == NULL || category == NULL || out == NULL)
         return CF_EINVAL;
@@ -96,9 +95,8 @@ cf_status intake_fold_key(const unsigned char *secret, size_t secret_len, const 
     return keyed_hash(secret, secret_len, parts, lower, 4, out);
 }
 
-cf_status intake_patient_key(const unsigned char *secret, size_t secret_len,
-                             const json_t *inquiry, char out[INTAKE_KEY_HEX_LEN + 1],
-                             char *errbuf, size_t errlen)
+cf_status intake_patient_key(const unsigned char *secret, size_t secret_len, const json_t *inquiry,
+                             char out[INTAKE_KEY_HEX_LEN + 1], char *errbuf, size_t errlen)
 {
     const char *email = str_at(inquiry, "contact", "email");
     const char *phone = str_at(inquiry, "contact", "phone");
@@ -146,8 +144,7 @@ cf_status intake_fold_keys(const unsigned char *secret, size_t secret_len, const
     if (idem != NULL && idem[0] != '\0') {
         /* A client's key is free text: hashed like personal data, never used as it is. */
         if ((st = intake_fold_key(secret, secret_len, "idempotency", idem, "", hash)) != CF_OK)
-            return cf_fail(errbuf, errlen, st, "$.inquiry.idempotency_key: %s",
-                           cf_strerror(st));
+            return cf_fail(errbuf, errlen, st, "$.inquiry.idempotency_key: %s", cf_strerror(st));
         (void)snprintf(keys[n++], INTAKE_REDIS_KEY_MAX, "intake:idem:%s", hash);
     }
     for (size_t i = 0; i < 2; i++) {
@@ -263,18 +260,18 @@ static json_t *build_recipient(const json_t *inquiry)
     if (copy_member(r, "given_name", patient) != 0 || copy_member(r, "family_name", patient) != 0 ||
         copy_member(r, "language", patient) != 0 || copy_member(r, "country", patient) != 0 ||
         copy_member(r, "time_zone", patient) != 0 ||
-        json_object_set_new(r, "email", has_email ? json_deep_copy(json_object_get(contact, "email"))
-                                                  : json_null()) != 0 ||
-        json_object_set_new(r, "phone", has_phone ? json_deep_copy(json_object_get(contact, "phone"))
-                                                  : json_null()) != 0 ||
-        json_object_set_new(
-            r, "consent_email",
-            json_boolean(has_email && json_is_true(json_object_get(contact, "consent_email")))) !=
-            0 ||
-        json_object_set_new(
-            r, "consent_sms",
-            json_boolean(has_phone && json_is_true(json_object_get(contact, "consent_sms")))) !=
-            0 ||
+        json_object_set_new(r, "email",
+                            has_email ? json_deep_copy(json_object_get(contact, "email"))
+                                      : json_null()) != 0 ||
+        json_object_set_new(r, "phone",
+                            has_phone ? json_deep_copy(json_object_get(contact, "phone"))
+                                      : json_null()) != 0 ||
+        json_object_set_new(r, "consent_email",
+                            json_boolean(has_email && json_is_true(json_object_get(
+                                                          contact, "consent_email")))) != 0 ||
+        json_object_set_new(r, "consent_sms",
+                            json_boolean(has_phone && json_is_true(json_object_get(
+                                                          contact, "consent_sms")))) != 0 ||
         json_object_set_new(r, "contact_windows",
                             json_is_array(windows) ? json_deep_copy(windows) : json_array()) != 0) {
         json_decref(r);
@@ -336,15 +333,15 @@ static cf_status upper_country(json_t *inquiry)
     if (country == NULL || (n = strlen(country)) >= sizeof(buf))
         return CF_OK; /* conversion to Avro or validation reports it */
     for (size_t i = 0; i <= n; i++)
-        buf[i] = (country[i] >= 'a' && country[i] <= 'z') ? (char)(country[i] - 'a' + 'A')
-                                                          : country[i];
+        buf[i] =
+            (country[i] >= 'a' && country[i] <= 'z') ? (char)(country[i] - 'a' + 'A') : country[i];
     return json_object_set_new(patient, "country", json_string(buf)) == 0 ? CF_OK : CF_ENOMEM;
 }
 
-cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
-                        char *errbuf, size_t errlen)
+/* One InquirySubmitted: see intake_handle. */
+static cf_status handle_submitted(struct intake *intake, const struct cf_kafka_record *in,
+                                  struct cf_kafka_out *out, char *errbuf, size_t errlen)
 {
-    struct intake *intake = ctx;
     json_t *submitted = NULL, *opened = NULL;
     struct intake_field_error field_errors[8];
     size_t nfield_errors = 0;
@@ -374,14 +371,13 @@ cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_k
         goto out;
     }
     st = intake_normalize_inquiry(inquiry, errbuf, errlen, field_errors,
-                                  sizeof(field_errors) / sizeof(field_errors[0]),
-                                  &nfield_errors);
+                                  sizeof(field_errors) / sizeof(field_errors[0]), &nfield_errors);
     if (st == CF_OK)
         st = upper_country(inquiry);
     if (st != CF_OK)
         goto out;
-    st = intake_fold_keys(intake->secret, intake->secret_len, inquiry, keys, &nkeys, errbuf,
-                          errlen);
+    st =
+        intake_fold_keys(intake->secret, intake->secret_len, inquiry, keys, &nkeys, errbuf, errlen);
     if (st != CF_OK)
         goto out;
     st = intake_patient_key(intake->secret, intake->secret_len, inquiry, patient_key, errbuf,
@@ -397,6 +393,8 @@ cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_k
         key_ptrs[i] = keys[i];
     st = intake_fold(intake->redis, key_ptrs, nkeys, cause, new_case_id, INTAKE_FOLD_TTL_SECONDS,
                      &fold, errbuf, errlen);
+    if (st == CF_OK)
+        st = intake_journey_link(intake->redis, inquiry_id, fold.case_id, errbuf, errlen);
     if (st != CF_OK)
         goto out;
     if (fold.duplicate) {
@@ -406,13 +404,13 @@ cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_k
         goto out;
     }
 
-    struct intake_case_params params = {fold.case_id, event_id, cf_clock_wall_ms(), intake->producer,
-                                        patient_key, 0};
+    struct intake_case_params params = {fold.case_id,     event_id,    cf_clock_wall_ms(),
+                                        intake->producer, patient_key, 0};
     st = intake_build_case_opened(submitted, &params, &opened, errbuf, errlen);
     if (st != CF_OK)
         goto out;
-    st = cf_serde_encode_json(intake->serde, INTAKE_OUTPUT_TOPIC, opened, &wire, &wire_len,
-                              errbuf, errlen);
+    st = cf_serde_encode_json(intake->serde, INTAKE_OUTPUT_TOPIC, opened, &wire, &wire_len, errbuf,
+                              errlen);
     if (st != CF_OK)
         goto out;
     st = cf_cloudevent_from_json(&ce, INTAKE_SERVICE, INTAKE_CASE_OPENED_TYPE, opened, errbuf,
@@ -433,4 +431,12 @@ out:
     json_decref(opened);
     json_decref(submitted);
     return st;
+}
+
+cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
+                        char *errbuf, size_t errlen)
+{
+    if (strcmp(in->topic, INTAKE_INPUT_TOPIC) == 0)
+        return handle_submitted(ctx, in, out, errbuf, errlen);
+    return intake_journey_handle(ctx, in, out, errbuf, errlen);
 }

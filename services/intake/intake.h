@@ -17,6 +17,7 @@
 
 #include "avro_serde.h"
 #include "config.h"
+#include "journey.h"
 #include "kafka.h"
 #include "redis.h"
 #include "status.h"
@@ -43,11 +44,14 @@
 #define INTAKE_REDIS_KEY_MAX 96
 
 /* Intake's own config entries; put them after CF_CONFIG_REDIS_ENTRIES in main.c's table. */
-#define INTAKE_CONFIG_ENTRIES                                                                    \
-    {"CASEFLOW_INTAKE_IDENTITY_SECRET", CF_CONFIG_STRING, NULL, INTAKE_SECRET_MIN, 1024,         \
-     "secret key of the HMAC-SHA256 that turns a person's email or phone into patient_key and "  \
-     "the Redis duplicate keys; required, at least 32 bytes, random; changing it stops "         \
-     "folding duplicates of earlier inquiries and changes every patient_key"}
+#define INTAKE_CONFIG_ENTRIES                                                                      \
+    {                                                                                              \
+        "CASEFLOW_INTAKE_IDENTITY_SECRET", CF_CONFIG_STRING, NULL, INTAKE_SECRET_MIN, 1024,        \
+            "secret key of the HMAC-SHA256 that turns a person's email or phone into patient_key " \
+            "and "                                                                                 \
+            "the Redis duplicate keys; required, at least 32 bytes, random; changing it stops "    \
+            "folding duplicates of earlier inquiries and changes every patient_key"                \
+    }
 
 /* patient_key: lower-case hex HMAC-SHA256(secret, "patient\n" + identity), where identity is
  * "email\n" + the normalised email with ASCII letters lower-cased when the contact has one,
@@ -57,9 +61,8 @@
  * caseflow.common.Inquiry. out gets INTAKE_KEY_HEX_LEN + NUL bytes. CF_EINVAL (errbuf names
  * the field, never its value) when neither a contact nor an inquiry_id string is there,
  * CF_ENOMEM. */
-cf_status intake_patient_key(const unsigned char *secret, size_t secret_len,
-                             const json_t *inquiry, char out[INTAKE_KEY_HEX_LEN + 1],
-                             char *errbuf, size_t errlen);
+cf_status intake_patient_key(const unsigned char *secret, size_t secret_len, const json_t *inquiry,
+                             char out[INTAKE_KEY_HEX_LEN + 1], char *errbuf, size_t errlen);
 
 /* A fold key's hash: lower-case hex HMAC-SHA256(secret, "fold\n" + kind + "\n" + value + "\n" +
  * category). kind is "email" (value lower-cased, ASCII only), "phone" or "idempotency" (value
@@ -124,12 +127,15 @@ struct intake {
     const unsigned char *secret;
     size_t secret_len;
     const char *producer;
+    const struct intake_journey_scripts *stages;
 };
 
-/* cf_kafka_handler for caseflow.inquiry.submitted (ctx is a struct intake): decode (CF_EDECODE
- * and the serde's other errors pass through), normalise (CF_EINVAL naming the first rejected
- * field), fold (Redis errors pass through, so the batch is retried), and for a new case queue
- * one CaseOpened keyed by case_id with CloudEvents headers. A duplicate queues nothing. */
+/* cf_kafka_handler of intake's loop (ctx is a struct intake). For caseflow.inquiry.submitted:
+ * decode (CF_EDECODE and the serde's other errors pass through), normalise (CF_EINVAL naming
+ * the first rejected field), fold (Redis errors pass through, so the batch is retried), link
+ * the inquiry to its case (journey.h), and for a new case queue one CaseOpened keyed by case_id
+ * with CloudEvents headers; a duplicate queues nothing. For the INTAKE_STAGE_TOPICS:
+ * intake_journey_handle. */
 cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
                         char *errbuf, size_t errlen);
 

@@ -1,23 +1,21 @@
 /* caseflow-intake — opens cases: consumes caseflow.inquiry.submitted with the transactional
- * loop and produces caseflow.case.opened (intake.c holds the logic, README.md the rules).
+ * loop and produces caseflow.case.opened (intake.c holds the logic, README.md the rules); the
+ * same loop follows the case topics to keep each case's stage (journey.c).
  * Wiring only: configuration, logging, signals, the registry, Redis, the loop and the HTTP
- * endpoint (http.c, its own thread).
+ * endpoint (api.c, its own thread).
  * Exit status: 0 after SIGTERM or SIGINT, 1 if the loop or a client failed, 2 on bad config. */
 #include <string.h>
 
+#include "api.h"
 #include "config.h"
-#include "http.h"
 #include "intake.h"
 #include "kafka.h"
 #include "log.h"
 #include "service.h"
 
 static const struct cf_config_entry config_table[] = {
-    CF_CONFIG_COMMON_ENTRIES,
-    CF_CONFIG_KAFKA_ENTRIES,
-    CF_CONFIG_REDIS_ENTRIES,
-    INTAKE_CONFIG_ENTRIES,
-    INTAKE_HTTP_CONFIG_ENTRIES,
+    CF_CONFIG_COMMON_ENTRIES, CF_CONFIG_KAFKA_ENTRIES,    CF_CONFIG_REDIS_ENTRIES,
+    INTAKE_CONFIG_ENTRIES,    INTAKE_HTTP_CONFIG_ENTRIES,
 };
 
 int main(int argc, char **argv)
@@ -26,7 +24,8 @@ int main(int argc, char **argv)
     struct cf_service svc;
     struct cf_kafka_loop *loop = NULL;
     struct intake_http *http = NULL;
-    const char *topics[] = {INTAKE_INPUT_TOPIC};
+    struct intake_journey_scripts stages = {NULL, NULL};
+    const char *topics[] = {INTAKE_INPUT_TOPIC, INTAKE_STAGE_TOPICS};
     char err[512] = "";
     int rc = cf_service_args(argc, argv, config_table, n);
     cf_status st;
@@ -40,16 +39,19 @@ int main(int argc, char **argv)
     rc = 1;
 
     const char *secret = cf_config_string(svc.config, "CASEFLOW_INTAKE_IDENTITY_SECRET");
-    struct intake intake = {svc.serde, svc.redis, (const unsigned char *)secret, strlen(secret),
-                            INTAKE_PRODUCER};
-    st = cf_kafka_loop_new(svc.config, INTAKE_SERVICE, INTAKE_GROUP, topics, 1, intake_handle,
-                           &intake, &loop, err, sizeof(err));
+    struct intake intake = {svc.serde,      svc.redis,       (const unsigned char *)secret,
+                            strlen(secret), INTAKE_PRODUCER, &stages};
+    st = intake_journey_scripts_new(&stages, err, sizeof(err));
+    if (st == CF_OK)
+        st = cf_kafka_loop_new(svc.config, INTAKE_SERVICE, INTAKE_GROUP, topics,
+                               sizeof(topics) / sizeof(topics[0]), intake_handle, &intake, &loop,
+                               err, sizeof(err));
     if (st != CF_OK) {
         CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
         goto out;
     }
-    /* The HTTP endpoint runs on its own thread with its own clients (http.h). */
-    st = intake_http_start(svc.config, &http, err, sizeof(err));
+    /* The HTTP endpoint runs on its own thread with its own clients (api.h). */
+    st = intake_http_start(svc.config, &stages, &http, err, sizeof(err));
     if (st != CF_OK) {
         CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
         goto out;
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
 out:
     intake_http_stop(http);
     cf_kafka_loop_free(loop);
+    intake_journey_scripts_free(&stages);
     cf_service_stop(&svc);
     return rc;
 }

@@ -27,8 +27,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "avro_convert.h"
 #include "avro_serde.h"
 #include "child.h"
+#include "clock.h"
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
@@ -179,7 +181,8 @@ static void expect_error(struct reply r, long status, const char *code, const ch
     bool found = false;
     size_t i;
     json_t *e;
-    json_array_foreach(errors, i, e) {
+    json_array_foreach(errors, i, e)
+    {
         const char *c = json_string_value(json_object_get(e, "code"));
         const char *p = json_string_value(json_object_get(e, "path"));
         if (c != NULL && strcmp(c, code) == 0 && (path == NULL || (p && strcmp(p, path) == 0)))
@@ -202,9 +205,9 @@ static void poll_once(void)
     json_t *value = NULL;
     if (cf_serde_decode_json(serde, rec->topic, rec->value, rec->value_len, &value, err,
                              sizeof(err)) == CF_OK) {
-        json_t *item = json_pack("{s:s, s:s%, s:o}", "topic", rec->topic, "key",
-                                 rec->key != NULL ? (const char *)rec->key : "", rec->key_len,
-                                 "value", value);
+        json_t *item =
+            json_pack("{s:s, s:s%, s:o}", "topic", rec->topic, "key",
+                      rec->key != NULL ? (const char *)rec->key : "", rec->key_len, "value", value);
         json_t *headers = json_object();
         for (size_t i = 0; i < rec->header_count; i++)
             if (rec->headers[i].value != NULL)
@@ -221,12 +224,12 @@ static size_t count_for(const char *topic, const char *inquiry_id, const json_t 
 {
     size_t n = 0, i;
     json_t *item;
-    json_array_foreach(seen, i, item) {
-        const char *cid = json_string_value(
-            json_object_get(json_object_get(json_object_get(item, "value"), "meta"),
-                            "correlation_id"));
-        if (strcmp(json_string_value(json_object_get(item, "topic")), topic) == 0 &&
-            cid != NULL && strcmp(cid, inquiry_id) == 0) {
+    json_array_foreach(seen, i, item)
+    {
+        const char *cid = json_string_value(json_object_get(
+            json_object_get(json_object_get(item, "value"), "meta"), "correlation_id"));
+        if (strcmp(json_string_value(json_object_get(item, "topic")), topic) == 0 && cid != NULL &&
+            strcmp(cid, inquiry_id) == 0) {
             if (n++ == 0 && first != NULL)
                 *first = item;
         }
@@ -241,6 +244,75 @@ static const json_t *wait_record(const char *topic, const char *inquiry_id, int 
     while (count_for(topic, inquiry_id, &hit) == 0 && cf_clock_mono_ms() < deadline)
         poll_once();
     return hit;
+}
+
+/* A status answer holds ids, a stage, a close reason and a time: nothing of the person. */
+static void assert_status_fields(const json_t *doc)
+{
+    static const char *const allowed[] = {"inquiry_id", "case_id", "stage", "closed_reason",
+                                          "updated_at"};
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)doc, key, value)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+            ok = ok || strcmp(key, allowed[i]) == 0;
+        if (!ok)
+            fail_msg("status answer has field %s", key);
+    }
+}
+
+/* GETs url until its stage is stage (and its case case_id); returns the answer. */
+static json_t *wait_stage(const char *url, const char *stage, const char *case_id)
+{
+    int64_t deadline = cf_clock_mono_ms() + EVENT_TIMEOUT_MS;
+    for (;;) {
+        struct reply r = request("GET", url, NULL, NULL, NULL, 0);
+        json_t *doc = r.status == 200 ? reply_json(&r) : NULL;
+        free(r.body);
+        const char *got = json_string_value(json_object_get(doc, "stage"));
+        if (got != NULL && strcmp(got, stage) == 0) {
+            assert_status_fields(doc);
+            assert_string_equal(json_string_value(json_object_get(doc, "case_id")), case_id);
+            assert_non_null(json_string_value(json_object_get(doc, "updated_at")));
+            return doc;
+        }
+        if (cf_clock_mono_ms() > deadline) {
+            char *log = cf_test_slurp(log_path);
+            fail_msg("%s never reached stage %s (last %s); log:\n%s", url, stage,
+                     got != NULL ? got : "-", log);
+        }
+        json_decref(doc);
+        cf_clock_sleep_ms(100);
+    }
+}
+
+/* Produces a CaseClosed for case_id (another service closing it) with reason. */
+static void produce_closed(const char *case_id, const char *inquiry_id, const char *reason)
+{
+    char err[512], event_id[CF_UUID_LEN + 1], when[32];
+    unsigned char *wire = NULL;
+    size_t len = 0;
+    struct cf_kafka_producer *producer = NULL;
+    assert_int_equal(cf_uuid_v4(event_id), CF_OK);
+    cf_avro_format_millis(cf_clock_wall_ms(), when, sizeof(when));
+    json_t *closed =
+        json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s}", "meta", "event_id", event_id,
+                  "case_id", case_id, "occurred_at", when, "producer", "test/1", "correlation_id",
+                  inquiry_id, "causation_id", event_id, "reason", reason);
+    if (cf_serde_encode_json(serde, "caseflow.case.closed", closed, &wire, &len, err,
+                             sizeof(err)) != CF_OK)
+        fail_msg("encode CaseClosed: %s", err);
+    assert_int_equal(cf_kafka_producer_new(config, NULL, 30000, &producer, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(cf_kafka_produce_sync(producer, "caseflow.case.closed", case_id,
+                                           strlen(case_id), wire, len, NULL, 0, 30000, err,
+                                           sizeof(err)),
+                     CF_OK);
+    cf_kafka_producer_free(producer);
+    free(wire);
+    json_decref(closed);
 }
 
 /* ---- the test ---- */
@@ -268,8 +340,8 @@ static json_t *sample(char id[CF_UUID_LEN + 1])
 static struct reply post_json(const json_t *inq, const char *idem)
 {
     char *text = json_dumps(inq, JSON_COMPACT);
-    struct reply r = request("POST", "/v1/inquiries", "application/json; charset=utf-8", idem,
-                             text, strlen(text));
+    struct reply r = request("POST", "/v1/inquiries", "application/json; charset=utf-8", idem, text,
+                             strlen(text));
     free(text);
     return r;
 }
@@ -286,13 +358,18 @@ static int setup(void **state)
     if (cf_test_service_clients(table, sizeof(table) / sizeof(table[0]), &config, &registry,
                                 &serde) != 0)
         return -1;
+    /* From the end (other runs' records are of no interest, and a benchmark leaves tens of
+     * thousands); the positions are resolved during the first polls. */
     const char *topics[] = {"caseflow.inquiry.submitted", "caseflow.case.opened"};
-    if (cf_kafka_consumer_new(config, NULL, topics, 2, NULL, &consumer, err, sizeof(err)) !=
+    const struct cf_kafka_consumer_options at_end = {false, false, "latest"};
+    if (cf_kafka_consumer_new(config, NULL, topics, 2, &at_end, &consumer, err, sizeof(err)) !=
         CF_OK) {
         fprintf(stderr, "consumer: %s\n", err);
         return -1;
     }
     seen = json_array();
+    for (int64_t end = cf_clock_mono_ms() + 2000; cf_clock_mono_ms() < end;)
+        poll_once();
     return 0;
 }
 
@@ -363,9 +440,8 @@ static void test_intake_http(void **state)
     const json_t *inq = json_object_get(v, "inquiry");
     assert_string_equal(json_string_value(json_object_get(inq, "inquiry_id")), id_a);
     assert_string_equal(json_string_value(json_object_get(inq, "idempotency_key")), idem_a);
-    assert_memory_equal(
-        json_string_value(json_object_get(json_object_get(v, "meta"), "producer")),
-        "intake-http/", 12);
+    assert_memory_equal(json_string_value(json_object_get(json_object_get(v, "meta"), "producer")),
+                        "intake-http/", 12);
     const json_t *headers = json_object_get(sub, "headers");
     assert_string_equal(json_string_value(json_object_get(headers, "ce_source")),
                         "/caseflow/intake-http");
@@ -380,6 +456,17 @@ static void test_intake_http(void **state)
         json_string_value(json_object_get(
             json_object_get(json_object_get(opened, "value"), "inquiry"), "inquiry_id")),
         id_a);
+
+    /* 1b. The status follows the case: intake reads its own CaseOpened back (validating),
+     * then any service's event, here a CaseClosed (closed, with its reason). */
+    const char *case_a =
+        json_string_value(json_object_get(json_object_get(opened, "value"), "case_id"));
+    snprintf(status_url, sizeof(status_url), "/v1/inquiries/%s", id_a);
+    wait_stage(status_url, "validating", case_a);
+    produce_closed(case_a, id_a, "WITHDRAWN");
+    doc = wait_stage(status_url, "closed", case_a);
+    assert_string_equal(json_string_value(json_object_get(doc, "closed_reason")), "withdrawn");
+    json_decref(doc);
 
     /* 2. The same Idempotency-Key again (even with another body id): the same id, nothing
      * produced. */
@@ -410,8 +497,10 @@ static void test_intake_http(void **state)
     assert_int_equal(r.status, 200);
     doc = reply_json(&r);
     assert_string_equal(json_string_value(json_object_get(doc, "inquiry_id")), id_b);
-    assert_string_equal(json_string_value(json_object_get(doc, "stage")), "received");
-    assert_int_equal(json_object_size(doc), 2); /* no personal data */
+    assert_status_fields(doc);
+    /* Just accepted: received, or validating if intake was that quick. */
+    const char *stage_b = json_string_value(json_object_get(doc, "stage"));
+    assert_true(strcmp(stage_b, "received") == 0 || strcmp(stage_b, "validating") == 0);
     json_decref(doc);
     free(r.body);
     /* B's InquirySubmitted came after the repeated A: once B's is here, wait a little more and
@@ -430,17 +519,16 @@ static void test_intake_http(void **state)
     assert_int_equal(cf_uuid_v4(unknown_id), CF_OK);
     snprintf(missing, sizeof(missing), "/v1/inquiries/%s", unknown_id);
     expect_error(request("GET", missing, NULL, NULL, NULL, 0), 404, "NOT_FOUND", "$");
-    expect_error(request("GET", "/v1/inquiries/not-a-uuid", NULL, NULL, NULL, 0), 404,
-                 "NOT_FOUND", "$");
+    expect_error(request("GET", "/v1/inquiries/not-a-uuid", NULL, NULL, NULL, 0), 404, "NOT_FOUND",
+                 "$");
     static const char bad_json[] = "{\"patient\": {\"given_name\": \"Secretname\"";
-    r = request("POST", "/v1/inquiries", "application/json", NULL, bad_json,
-                sizeof(bad_json) - 1);
+    r = request("POST", "/v1/inquiries", "application/json", NULL, bad_json, sizeof(bad_json) - 1);
     assert_null(strstr(r.body, "Secretname"));
     expect_error(r, 400, "JSON_INVALID", "$");
     static const char bad_utf8[] = "{\"a\": \"\xc3\x28\"}";
-    expect_error(request("POST", "/v1/inquiries", "application/json", NULL, bad_utf8,
-                         sizeof(bad_utf8) - 1),
-                 400, "JSON_INVALID", "$");
+    expect_error(
+        request("POST", "/v1/inquiries", "application/json", NULL, bad_utf8, sizeof(bad_utf8) - 1),
+        400, "JSON_INVALID", "$");
     char id_u[CF_UUID_LEN + 1];
     json_t *inq_u = sample(id_u);
     json_object_set_new(json_object_get(inq_u, "patient"), "nickname", json_string("Secretnick"));
