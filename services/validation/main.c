@@ -1,11 +1,15 @@
 /* caseflow-validation — triages cases: consumes caseflow.case.opened, .info-provided and
- * .reviewed with the transactional loop and produces exactly one outcome per input
- * (validation.c holds the Kafka path, rules.c the rules, README.md both).
+ * .reviewed with the transactional loop and produces exactly one outcome per input; reads
+ * caseflow.case.closed back to follow its cases, and closes those left waiting for information
+ * with the loop's timer (validation.c holds the Kafka path, rules.c the rules, stage.c the
+ * stages, expiry.c the timer, README.md all of them).
  * Wiring only: configuration, logging, signals, the registry, Redis and the loop.
  * Exit status: 0 after SIGTERM or SIGINT, 1 if the loop or a client failed, 2 on bad config. */
 #include "config.h"
+#include "http.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "service.h"
 #include "validation.h"
 
@@ -14,15 +18,44 @@ static const struct cf_config_entry config_table[] = {
     CF_CONFIG_KAFKA_ENTRIES,
     CF_CONFIG_REDIS_ENTRIES,
     VALIDATION_CONFIG_ENTRIES,
+    CF_HTTP_OPS_CONFIG_ENTRIES("CASEFLOW_VALIDATION", "18082"),
 };
+
+/* The service's own counters besides the loop's: outcomes by kind and expiries. */
+static cf_status register_metrics(struct cf_metrics *metrics, struct validation *v, char *err,
+                                  size_t errlen)
+{
+    static const enum validation_outcome outcomes[] = {
+        VALIDATION_OUTCOME_VALIDATED, VALIDATION_OUTCOME_INFO_REQUESTED,
+        VALIDATION_OUTCOME_REVIEW_REQUESTED, VALIDATION_OUTCOME_REJECTED};
+    cf_status st = CF_OK;
+    for (size_t i = 0; st == CF_OK && i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+        st = cf_metrics_counter_new(metrics, "caseflow_validation_outcomes_total",
+                                    "Outcomes decided (retried batches decide again).", "outcome",
+                                    validation_outcome_event(outcomes[i]), &v->decided[outcomes[i]],
+                                    err, errlen);
+    if (st == CF_OK)
+        st = cf_metrics_counter_new(metrics, "caseflow_validation_expired_total",
+                                    "Cases closed EXPIRED after waiting for information.", NULL,
+                                    NULL, &v->expired, err, errlen);
+    if (st == CF_OK)
+        st = cf_metrics_counter_new(metrics, "caseflow_validation_refused_total",
+                                    "Inputs the case's stage no longer admits (dead-lettered).",
+                                    NULL, NULL, &v->refused, err, errlen);
+    return st;
+}
 
 int main(int argc, char **argv)
 {
     const size_t n = sizeof(config_table) / sizeof(config_table[0]);
     struct cf_service svc;
     struct cf_kafka_loop *loop = NULL;
+    struct cf_redis_pipeline *pipeline = NULL;
+    struct cf_metrics *metrics = NULL;
+    struct cf_http_ops *ops = NULL;
+    struct validation_expiry_scripts expiry = {NULL, NULL};
     const char *topics[] = {VALIDATION_TOPIC_OPENED, VALIDATION_TOPIC_INFO_PROVIDED,
-                            VALIDATION_TOPIC_REVIEWED};
+                            VALIDATION_TOPIC_REVIEWED, VALIDATION_TOPIC_CLOSED};
     char err[512] = "";
     int rc = cf_service_args(argc, argv, config_table, n);
     cf_status st;
@@ -35,30 +68,67 @@ int main(int argc, char **argv)
         return st == CF_ECONFIG ? 2 : 1;
     rc = 1;
 
-    long long wait_days = cf_config_int(svc.config, "CASEFLOW_VALIDATION_INFO_WAIT_DAYS");
+    long long wait_seconds = cf_config_int(svc.config, "CASEFLOW_VALIDATION_INFO_WAIT_SECONDS");
     long long ttl_days = cf_config_int(svc.config, "CASEFLOW_VALIDATION_STATE_TTL_DAYS");
-    if (ttl_days <= wait_days) {
+    if (ttl_days * 24 * 60 * 60 <= wait_seconds) {
         /* The stored case must outlive the wait, or the patient's answer finds nothing. */
         CF_LOG(CF_LOG_ERROR, "start_failed",
                CF_LOG_ERR("reason", "CASEFLOW_VALIDATION_STATE_TTL_DAYS must exceed "
-                                    "CASEFLOW_VALIDATION_INFO_WAIT_DAYS"));
+                                    "CASEFLOW_VALIDATION_INFO_WAIT_SECONDS"));
         rc = 2;
         goto out;
     }
-    struct validation validation = {
-        svc.serde, svc.redis, VALIDATION_PRODUCER, (int)wait_days, ttl_days * 24 * 60 * 60, NULL};
+    st = validation_expiry_scripts_new(&expiry, err, sizeof(err));
+    if (st == CF_OK)
+        st = cf_redis_pipeline_new(svc.redis, &pipeline);
+    if (st != CF_OK) {
+        CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", "out of memory"));
+        goto out;
+    }
+    struct validation validation = {svc.serde,
+                                    svc.redis,
+                                    pipeline,
+                                    &expiry,
+                                    VALIDATION_PRODUCER,
+                                    wait_seconds * 1000,
+                                    ttl_days * 24 * 60 * 60,
+                                    NULL,
+                                    {NULL},
+                                    NULL,
+                                    NULL};
     st = cf_kafka_loop_new(svc.config, VALIDATION_SERVICE, VALIDATION_GROUP, topics,
                            sizeof(topics) / sizeof(topics[0]), validation_handle, &validation,
                            &loop, err, sizeof(err));
+    if (st == CF_OK)
+        st = cf_kafka_loop_set_timer(
+            loop, (int)cf_config_int(svc.config, "CASEFLOW_VALIDATION_EXPIRY_CHECK_MS"),
+            validation_expire, &validation);
+    if (st == CF_OK && (st = cf_metrics_new(VALIDATION_SERVICE, &metrics)) != CF_OK)
+        (void)cf_fail(err, sizeof(err), st, "metrics: %s", cf_strerror(st));
+    if (st == CF_OK)
+        st = cf_metrics_watch_loop(metrics, loop, err, sizeof(err));
+    if (st == CF_OK)
+        st = register_metrics(metrics, &validation, err, sizeof(err));
+    if (st == CF_OK) {
+        const struct cf_http_readiness readiness = {loop, true, VALIDATION_TOPIC_OPENED};
+        st = cf_http_ops_start(svc.config, "CASEFLOW_VALIDATION_HTTP_PORT",
+                               "CASEFLOW_VALIDATION_HTTP_BIND", metrics, &readiness, &ops, err,
+                               sizeof(err));
+    }
     if (st != CF_OK) {
         CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
+        rc = st == CF_ECONFIG ? 2 : 1;
         goto out;
     }
     CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("group", VALIDATION_GROUP),
-           CF_LOG_INT("info_wait_days", wait_days));
+           CF_LOG_INT("info_wait_seconds", wait_seconds));
     rc = cf_service_run(loop, stop);
 out:
+    cf_http_ops_stop(ops); /* first: it reads the metrics and the loop */
+    cf_metrics_free(metrics);
     cf_kafka_loop_free(loop);
+    cf_redis_pipeline_free(pipeline);
+    validation_expiry_scripts_free(&expiry);
     cf_service_stop(&svc);
     return rc;
 }

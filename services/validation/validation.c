@@ -1,8 +1,8 @@
 /* validation.c — validation's Kafka path: the case state kept in Redis, merging supplied
  * information, operator decisions, the outcome record and the loop's handler. See validation.h
  * and README.md ("Kafka path"). */
-#include "clock.h"
 #include "validation.h"
+#include "clock.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,8 +12,6 @@
 #include "avro_convert.h"
 #include "cloudevents.h"
 #include "log.h"
-
-#define DAY_MS (24LL * 60 * 60 * 1000)
 
 /* The string at obj.k1.k2 (k2 may be NULL), or NULL when absent, null or not a string. */
 static const char *str_at(const json_t *obj, const char *k1, const char *k2)
@@ -401,8 +399,7 @@ cf_status validation_build_outcome(const json_t *state, const struct validation_
              set_copy(event, "recipient", recipient);
         break;
     case VALIDATION_OUTCOME_INFO_REQUESTED:
-        cf_avro_format_millis(p->occurred_at_ms + (int64_t)p->info_wait_days * DAY_MS, expires,
-                              sizeof(expires));
+        cf_avro_format_millis(p->occurred_at_ms + p->info_wait_ms, expires, sizeof(expires));
         rc = json_object_set_new(event, "missing",
                                  d->missing != NULL ? json_deep_copy(d->missing) : json_array()) |
              json_object_set_new(event, "expires_at", json_string(expires)) |
@@ -424,22 +421,22 @@ nomem:
     return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory building the outcome");
 }
 
-/* Loads the stored case of key. CF_ENOTFOUND (no case: never opened here, or expired),
- * Redis errors, CF_EINVAL if the value is not a JSON object. */
-static cf_status load_state(struct cf_redis *redis, const char *key, json_t **state, char *errbuf,
-                            size_t errlen)
+cf_status validation_load_state(struct validation *v, const char *case_id, json_t **state,
+                                char *errbuf, size_t errlen)
 {
+    char key[VALIDATION_REDIS_KEY_MAX];
     char *text = NULL;
     size_t len = 0;
     json_error_t jerr;
-    cf_status st = cf_redis_get(redis, key, &text, &len, errbuf, errlen);
+    cf_status st;
 
     *state = NULL;
+    if (validation_state_key(case_id, key) != CF_OK)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "case id: not a UUID");
+    st = cf_redis_get(v->redis, key, &text, &len, errbuf, errlen);
     if (st == CF_ENOTFOUND)
         return cf_fail(errbuf, errlen, CF_ENOTFOUND,
-                       "%s: no stored case (never opened, or "
-                       "expired)",
-                       key);
+                       "%s: no stored case (never opened, or expired)", key);
     if (st != CF_OK)
         return st;
     *state = json_loadb(text, len, 0, &jerr);
@@ -452,16 +449,113 @@ static cf_status load_state(struct cf_redis *redis, const char *key, json_t **st
     return CF_OK;
 }
 
-static cf_status store_state(struct cf_redis *redis, const char *key, const json_t *state,
-                             long long ttl_seconds, char *errbuf, size_t errlen)
+cf_status validation_store_state(struct validation *v, const char *case_id, const json_t *state,
+                                 int64_t due_ms, char *errbuf, size_t errlen)
 {
-    char *text = json_dumps(state, JSON_COMPACT);
+    char key[VALIDATION_REDIS_KEY_MAX];
+    char *text = NULL;
     cf_status st;
-    if (text == NULL)
+
+    if (validation_state_key(case_id, key) != CF_OK)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "case id: not a UUID");
+    if ((text = json_dumps(state, JSON_COMPACT)) == NULL)
         return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory storing the case");
-    st = cf_redis_set(redis, key, text, strlen(text), ttl_seconds, errbuf, errlen);
+    cf_redis_pipeline_reset(v->pipeline);
+    st = cf_redis_pipeline_set(v->pipeline, key, text, strlen(text), v->state_ttl_seconds, errbuf,
+                               errlen);
+    if (st == CF_OK && due_ms != VALIDATION_DUE_KEEP)
+        st = validation_expiry_schedule(v->pipeline, v->expiry, case_id,
+                                        due_ms == VALIDATION_DUE_NONE ? -1 : due_ms,
+                                        v->state_ttl_seconds * 1000, errbuf, errlen);
+    if (st == CF_OK)
+        st = cf_redis_pipeline_exec(v->redis, v->pipeline, errbuf, errlen);
+    cf_redis_pipeline_reset(v->pipeline);
     free(text);
     return st;
+}
+
+cf_status validation_emit(struct validation *v, const char *topic, const char *type,
+                          const char *case_id, const json_t *event, struct cf_kafka_out *out,
+                          char *errbuf, size_t errlen)
+{
+    unsigned char *wire = NULL;
+    size_t wire_len = 0;
+    struct cf_cloudevent ce;
+    cf_status st = cf_serde_encode_json(v->serde, topic, event, &wire, &wire_len, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    st = cf_cloudevent_from_json(&ce, VALIDATION_SERVICE, type, event, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    st = cf_kafka_out_add(out, topic, case_id, strlen(case_id), wire, wire_len, ce.headers,
+                          CF_CE_HEADER_COUNT);
+    if (st != CF_OK)
+        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
+out:
+    free(wire);
+    return st;
+}
+
+/* The input kind of a topic validation reads; false for any other topic. */
+static bool input_of(const char *topic, enum validation_input *kind)
+{
+    static const struct {
+        const char *topic;
+        enum validation_input kind;
+    } inputs[] = {
+        {VALIDATION_TOPIC_OPENED, VALIDATION_INPUT_OPENED},
+        {VALIDATION_TOPIC_INFO_PROVIDED, VALIDATION_INPUT_INFO_PROVIDED},
+        {VALIDATION_TOPIC_REVIEWED, VALIDATION_INPUT_REVIEWED},
+        {VALIDATION_TOPIC_CLOSED, VALIDATION_INPUT_CLOSED},
+    };
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
+        if (strcmp(topic, inputs[i].topic) == 0) {
+            *kind = inputs[i].kind;
+            return true;
+        }
+    return false;
+}
+
+/* After a CaseRejected: the case's CaseClosed REJECTED, without a recipient (the rejection
+ * itself is what the patient is told), its note the first reason's code. */
+static cf_status emit_rejected_close(struct validation *v, const json_t *state,
+                                     const struct validation_decision *d, const char *rejected_id,
+                                     int64_t now, struct cf_kafka_out *out, char *errbuf,
+                                     size_t errlen)
+{
+    char event_id[CF_UUID_LEN + 1];
+    json_t *closed = NULL;
+    const char *case_id = str_at(state, "case_id", NULL);
+    cf_status st = cf_uuid_v4(event_id);
+    if (st != CF_OK)
+        return cf_fail(errbuf, errlen, st, "uuid: %s", cf_strerror(st));
+    struct validation_closed_params p = {
+        event_id,    rejected_id, now,
+        v->producer, "REJECTED",  str_at(json_array_get(d->reasons, 0), "code", NULL),
+        false};
+    st = validation_build_closed(state, &p, &closed, errbuf, errlen);
+    if (st == CF_OK)
+        st = validation_emit(v, VALIDATION_TOPIC_CLOSED, VALIDATION_CLOSED_TYPE, case_id, closed,
+                             out, errbuf, errlen);
+    json_decref(closed);
+    return st;
+}
+
+/* Moves the case to stage after deciding (applied input cause, outcome event_id) and says
+ * when it expires: a case waiting for information remembers which request it waits on. */
+static int64_t mark_decided(json_t *state, const struct validation_decision *d, const char *cause,
+                            const char *event_id, int64_t now, int64_t wait_ms, int *rc)
+{
+    enum validation_stage next = validation_stage_after(d->outcome);
+    *rc = validation_state_mark(state, next, cause);
+    if (next != VALIDATION_STAGE_NEEDS_INFO) {
+        (void)json_object_del(state, "info_request_id");
+        (void)json_object_del(state, "info_expires_at_ms");
+        return VALIDATION_DUE_NONE;
+    }
+    *rc |= json_object_set_new(state, "info_request_id", json_string(event_id)) |
+           json_object_set_new(state, "info_expires_at_ms", json_integer(now + wait_ms));
+    return now + wait_ms;
 }
 
 cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
@@ -472,17 +566,14 @@ cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct 
     struct validation_result res;
     struct validation_decision d = {VALIDATION_OUTCOME_VALIDATED, VALIDATION_PRIORITY_ROUTINE, NULL,
                                     NULL};
-    char key[VALIDATION_REDIS_KEY_MAX], event_id[CF_UUID_LEN + 1];
-    struct cf_cloudevent ce;
-    unsigned char *wire = NULL;
-    size_t wire_len = 0;
-    bool opened = strcmp(in->topic, VALIDATION_TOPIC_OPENED) == 0;
-    bool provided = strcmp(in->topic, VALIDATION_TOPIC_INFO_PROVIDED) == 0;
-    bool reviewed = strcmp(in->topic, VALIDATION_TOPIC_REVIEWED) == 0;
+    char event_id[CF_UUID_LEN + 1];
+    enum validation_input kind;
+    enum validation_stage stage;
     int64_t now = cf_clock_wall_ms();
+    int rc = 0;
     cf_status st;
 
-    if (!opened && !provided && !reviewed) {
+    if (!input_of(in->topic, &kind)) {
         st = cf_fail(errbuf, errlen, CF_EINVAL, "topic: not one validation reads");
         goto out;
     }
@@ -494,6 +585,7 @@ cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct 
         cf_serde_decode_json(v->serde, in->topic, in->value, in->value_len, &input, errbuf, errlen);
     if (st != CF_OK)
         goto out;
+    bool opened = kind == VALIDATION_INPUT_OPENED;
     const char *cause = str_at(input, "meta", "event_id");
     const char *case_id =
         opened ? str_at(input, "case_id", NULL) : str_at(input, "meta", "case_id");
@@ -501,7 +593,7 @@ cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct 
         st = cf_fail(errbuf, errlen, CF_EINVAL, "$.meta.event_id: not a UUID");
         goto out;
     }
-    if (validation_state_key(case_id, key) != CF_OK) {
+    if (case_id == NULL || !cf_uuid_valid(case_id)) {
         st = cf_fail(errbuf, errlen, CF_EINVAL, "%s: not a UUID",
                      opened ? "$.case_id" : "$.meta.case_id");
         goto out;
@@ -509,32 +601,54 @@ cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct 
 
     /* The stored state is a function of the inputs replayed in partition order (all of a
      * case's records share its key, hence its partition), so a retried batch that writes it
-     * again ends with the same value: see README "Retry safety". */
-    if (opened) {
+     * again ends with the same value; the inputs it already applied are not refused by the
+     * stage they moved the case to: see README "Retry safety". */
+    if (opened)
         st = validation_state_from_opened(input, &state, errbuf, errlen);
-        if (st == CF_OK)
-            st = store_state(v->redis, key, state, v->state_ttl_seconds, errbuf, errlen);
-    } else {
-        st = load_state(v->redis, key, &state, errbuf, errlen);
-        if (st == CF_OK && provided) {
-            st = validation_merge_info(state, input, &merged, errbuf, errlen);
-            if (st == CF_OK) {
-                json_decref(state);
-                state = merged;
-                merged = NULL;
-                st = store_state(v->redis, key, state, v->state_ttl_seconds, errbuf, errlen);
-            }
-        }
+    else
+        st = validation_load_state(v, case_id, &state, errbuf, errlen);
+    if (st == CF_ENOTFOUND && kind == VALIDATION_INPUT_CLOSED) {
+        st = CF_OK; /* a case validation no longer (or never) held: nothing to update */
+        goto out;
     }
     if (st != CF_OK)
         goto out;
+    if (!validation_stage_get(state, &stage)) {
+        st = cf_fail(errbuf, errlen, CF_EINVAL, "stored case: unknown stage");
+        goto out;
+    }
+    if (!validation_state_applied(state, cause) &&
+        (st = validation_stage_admits(stage, kind, errbuf, errlen)) != CF_OK) {
+        cf_metrics_add(v->refused, 1);
+        goto out;
+    }
+
+    if (kind == VALIDATION_INPUT_CLOSED) {
+        if (validation_state_mark(state, VALIDATION_STAGE_CLOSED, cause) != 0) {
+            st = cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory marking the case");
+            goto out;
+        }
+        st = validation_store_state(v, case_id, state, VALIDATION_DUE_NONE, errbuf, errlen);
+        if (st == CF_OK)
+            CF_LOG(CF_LOG_INFO, "case_closed_seen", CF_LOG_ID("case_id", case_id),
+                   CF_LOG_ID("causation_id", cause));
+        goto out;
+    }
+    if (kind == VALIDATION_INPUT_INFO_PROVIDED) {
+        st = validation_merge_info(state, input, &merged, errbuf, errlen);
+        if (st != CF_OK)
+            goto out;
+        json_decref(state);
+        state = merged;
+        merged = NULL;
+    }
 
     st = validation_evaluate(json_object_get(state, "inquiry"), now, v->limits, &res);
     if (st != CF_OK) {
         (void)cf_fail(errbuf, errlen, st, "evaluate: %s", cf_strerror(st));
         goto out;
     }
-    if (reviewed)
+    if (kind == VALIDATION_INPUT_REVIEWED)
         st = validation_decide_review(input, &res, &d, errbuf, errlen);
     else if ((st = validation_decide_evaluated(&res, &d)) != CF_OK)
         (void)cf_fail(errbuf, errlen, st, "decide: %s", cf_strerror(st));
@@ -545,32 +659,30 @@ cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct 
         (void)cf_fail(errbuf, errlen, st, "uuid: %s", cf_strerror(st));
         goto out;
     }
-    struct validation_outcome_params params = {event_id, cause, now, v->producer,
-                                               v->info_wait_days};
+    struct validation_outcome_params params = {event_id, cause, now, v->producer, v->info_wait_ms};
     st = validation_build_outcome(state, &d, &params, &outcome, errbuf, errlen);
+    if (st == CF_OK)
+        st = validation_emit(v, validation_outcome_topic(d.outcome),
+                             validation_outcome_type(d.outcome), case_id, outcome, out, errbuf,
+                             errlen);
+    if (st == CF_OK && d.outcome == VALIDATION_OUTCOME_REJECTED)
+        st = emit_rejected_close(v, state, &d, event_id, now, out, errbuf, errlen);
     if (st != CF_OK)
         goto out;
-    const char *topic = validation_outcome_topic(d.outcome);
-    st = cf_serde_encode_json(v->serde, topic, outcome, &wire, &wire_len, errbuf, errlen);
-    if (st != CF_OK)
-        goto out;
-    st = cf_cloudevent_from_json(&ce, VALIDATION_SERVICE, validation_outcome_type(d.outcome),
-                                 outcome, errbuf, errlen);
-    if (st != CF_OK)
-        goto out;
-    st = cf_kafka_out_add(out, topic, case_id, strlen(case_id), wire, wire_len, ce.headers,
-                          CF_CE_HEADER_COUNT);
-    if (st != CF_OK) {
-        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
+    int64_t due = mark_decided(state, &d, cause, event_id, now, v->info_wait_ms, &rc);
+    if (rc != 0) {
+        st = cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory marking the case");
         goto out;
     }
+    if ((st = validation_store_state(v, case_id, state, due, errbuf, errlen)) != CF_OK)
+        goto out;
+    cf_metrics_add(v->decided[d.outcome], 1);
     CF_LOG(CF_LOG_INFO, "case_decided", CF_LOG_ID("case_id", case_id),
            CF_LOG_ID("outcome", validation_outcome_event(d.outcome)),
            CF_LOG_ID("priority", validation_priority_symbol(d.priority)),
            CF_LOG_ID("event_id", event_id), CF_LOG_ID("causation_id", cause),
            CF_LOG_INT("reasons", json_array_size(d.reasons)));
 out:
-    free(wire);
     validation_decision_clear(&d);
     json_decref(outcome);
     json_decref(merged);

@@ -19,9 +19,12 @@
 
 #include "avro_serde.h"
 #include "config.h"
+#include "expiry.h"
 #include "kafka.h"
+#include "metrics.h"
 #include "redis.h"
 #include "rules.h"
+#include "stage.h"
 #include "status.h"
 #include "uuid.h"
 
@@ -30,6 +33,8 @@
 #define VALIDATION_TOPIC_OPENED "caseflow.case.opened"
 #define VALIDATION_TOPIC_INFO_PROVIDED "caseflow.case.info-provided"
 #define VALIDATION_TOPIC_REVIEWED "caseflow.case.reviewed"
+#define VALIDATION_TOPIC_CLOSED "caseflow.case.closed"
+#define VALIDATION_CLOSED_TYPE "caseflow.event.CaseClosed"
 
 /* CF_VERSION comes from services/CMakeLists.txt. */
 #define VALIDATION_PRODUCER VALIDATION_SERVICE "/" CF_VERSION
@@ -45,19 +50,17 @@
 #define VALIDATION_NOTE_CODE_MAX 64
 
 /* Validation's own config entries; put them after CF_CONFIG_REDIS_ENTRIES in main.c's table. */
-#define VALIDATION_CONFIG_ENTRIES                                                                  \
-    {"CASEFLOW_VALIDATION_INFO_WAIT_DAYS",                                                         \
-     CF_CONFIG_INT,                                                                                \
-     "14",                                                                                         \
-     1,                                                                                            \
-     365,                                                                                          \
-     "days a case waits for requested information (CaseInfoRequested.expires_at)"},                \
-    {                                                                                              \
-        "CASEFLOW_VALIDATION_STATE_TTL_DAYS", CF_CONFIG_INT, "30", 1, 3650,                        \
-            "days Redis keeps a case's inquiry for later CaseInfoProvided / CaseReviewed "         \
-            "(refreshed "                                                                          \
-            "on every CaseOpened and CaseInfoProvided); must exceed the info wait"                 \
-    }
+/* clang-format off */
+#define VALIDATION_CONFIG_ENTRIES                                                                \
+    {"CASEFLOW_VALIDATION_INFO_WAIT_SECONDS", CF_CONFIG_INT, "1209600", 1, 31536000,             \
+     "seconds a case waits for requested information before CaseClosed EXPIRED (1209600 = "      \
+     "14 days; CaseInfoRequested.expires_at)"},                                                  \
+    {"CASEFLOW_VALIDATION_EXPIRY_CHECK_MS", CF_CONFIG_INT, "1000", 50, 600000,                   \
+     "how often the loop looks for cases whose wait for information ran out"},                   \
+    {"CASEFLOW_VALIDATION_STATE_TTL_DAYS", CF_CONFIG_INT, "30", 1, 3650,                         \
+     "days Redis keeps a case's state for later CaseInfoProvided / CaseReviewed (refreshed on "  \
+     "every input); must exceed the info wait"}
+/* clang-format on */
 
 /* "validation:case:<case_id>" into key (VALIDATION_REDIS_KEY_MAX bytes). CF_EINVAL if case_id
  * is not a UUID (so a key never holds anything but an id). */
@@ -116,7 +119,7 @@ struct validation_outcome_params {
     const char *causation_id; /* the input's meta.event_id */
     int64_t occurred_at_ms;   /* now */
     const char *producer;     /* VALIDATION_PRODUCER */
-    int info_wait_days;       /* CaseInfoRequested.expires_at = now + this many days */
+    int64_t info_wait_ms;     /* CaseInfoRequested.expires_at = now + this */
 };
 
 /* The topic and schema full name of an outcome. Static strings, never NULL. */
@@ -133,21 +136,51 @@ cf_status validation_build_outcome(const json_t *state, const struct validation_
                                    const struct validation_outcome_params *p, json_t **out,
                                    char *errbuf, size_t errlen);
 
-/* The handler's context; every pointer is borrowed and outlives the loop. */
+/* The handler's and the timer's context; every pointer is borrowed and outlives the loop, and
+ * all of it belongs to the loop's thread. */
 struct validation {
     struct cf_serde *serde;
     struct cf_redis *redis;
+    struct cf_redis_pipeline *pipeline; /* scratch for the state writes */
+    const struct validation_expiry_scripts *expiry;
     const char *producer;
-    int info_wait_days;
+    int64_t info_wait_ms;
     long long state_ttl_seconds;
     const struct validation_limits *limits; /* NULL: the defaults */
+    /* Counters (NULL: not counted), by outcome; expiries; inputs refused by the stage. */
+    struct cf_metrics_counter *decided[VALIDATION_OUTCOME_REJECTED + 1];
+    struct cf_metrics_counter *expired;
+    struct cf_metrics_counter *refused;
 };
 
-/* cf_kafka_handler for the three input topics (ctx is a struct validation): decode (serde
- * errors pass through: dead letter), load or store the case state in Redis (Redis errors pass
+/* The case's stored state (see validation_state_from_opened): CF_ENOTFOUND if there is none
+ * (never opened here, or past its TTL), Redis errors, CF_EINVAL if it is not a JSON object.
+ * On CF_OK *state is the caller's. */
+cf_status validation_load_state(struct validation *v, const char *case_id, json_t **state,
+                                char *errbuf, size_t errlen);
+
+/* validation_store_state's due_ms besides a time: drop the case's due time, or leave it. */
+#define VALIDATION_DUE_NONE 0
+#define VALIDATION_DUE_KEEP (-1)
+
+/* Writes the case's state (TTL state_ttl_seconds) and, in the same round trip, its expiry due
+ * time (a time in ms, VALIDATION_DUE_NONE or VALIDATION_DUE_KEEP). Redis errors. */
+cf_status validation_store_state(struct validation *v, const char *case_id, const json_t *state,
+                                 int64_t due_ms, char *errbuf, size_t errlen);
+
+/* Encodes event (caseflow's JSON form of the schema of topic, CloudEvents type type) and
+ * queues it on out keyed by case_id. Serde errors, CF_ENOMEM, CF_ETOOBIG. */
+cf_status validation_emit(struct validation *v, const char *topic, const char *type,
+                          const char *case_id, const json_t *event, struct cf_kafka_out *out,
+                          char *errbuf, size_t errlen);
+
+/* cf_kafka_handler for the input topics (ctx is a struct validation): decode (serde errors
+ * pass through: dead letter), load or store the case state in Redis (Redis errors pass
  * through, so the batch is retried; no stored case for an info or review event is
- * CF_ENOTFOUND: dead letter), decide, and queue exactly one outcome keyed by case_id with
- * CloudEvents headers. */
+ * CF_ENOTFOUND: dead letter), check the case's stage admits the input (else CF_EINVAL: dead
+ * letter), decide, and queue exactly one outcome keyed by case_id with CloudEvents headers —
+ * and after a CaseRejected the case's CaseClosed REJECTED. A CaseClosed read back only moves
+ * the case to CLOSED and drops its expiry; it emits nothing. */
 cf_status validation_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
                             char *errbuf, size_t errlen);
 

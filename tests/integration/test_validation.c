@@ -2,8 +2,11 @@
  * records produced with caseflowctl give exactly one outcome each, on the outcome's topic with
  * the rules' reason codes; the info loop (CaseInfoRequested -> provide-info -> CaseValidated)
  * and an operator's review (CaseReviewRequested -> review approve -> CaseValidated) go through
- * Redis; a garbage record and information for an unknown case are dead-lettered while the
- * service keeps going; SIGTERM stops it with status 0.
+ * Redis; a rejection closes the case; a garbage record, information for an unknown case and
+ * information for a case already validated are dead-lettered while the service keeps going;
+ * SIGTERM stops it with status 0. A case left waiting for information (a short configured
+ * wait) is closed EXPIRED, by the timer's due time in Redis, across a restart of the service,
+ * and information arriving after that is refused.
  *
  * Other runs write to the same topics, so the test only looks at records keyed by its own
  * fresh case ids. Every wait is bounded; a child still running at the end is killed. */
@@ -22,10 +25,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "avro_serde.h"
 #include "child.h"
+#include "clock.h"
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
@@ -39,14 +44,17 @@
 #define CTL_TIMEOUT_MS 60000
 #define EVENT_TIMEOUT_MS 90000 /* the first one: transactions, group join, registry */
 #define STOP_TIMEOUT_MS 40000
+#define OPS_PORT 18182 /* the service's /healthz, /readyz and /metrics */
 
 #define T_VALIDATED "caseflow.case.validated"
 #define T_INFO "caseflow.case.info-requested"
 #define T_REVIEW "caseflow.case.review-requested"
 #define T_REJECTED "caseflow.case.rejected"
+#define T_CLOSED "caseflow.case.closed"
 #define T_DLQ "caseflow.dlq.validation"
 
-static const char *const outcome_topics[] = {T_VALIDATED, T_INFO, T_REVIEW, T_REJECTED, T_DLQ};
+static const char *const outcome_topics[] = {T_VALIDATED, T_INFO,   T_REVIEW,
+                                             T_REJECTED,  T_CLOSED, T_DLQ};
 #define NTOPICS (sizeof(outcome_topics) / sizeof(outcome_topics[0]))
 
 static char run_id[24];
@@ -197,6 +205,69 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Starts the service with a wait for information of wait_s seconds, checked every 200 ms. */
+static void start_with_wait(int wait_s)
+{
+    static char env[7][160];
+    size_t ne = 0;
+    if (service_pid > 0) /* left running by a failed test */
+        cf_test_kill_child(service_pid);
+    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-validation-%s", run_id);
+    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_LOG_LEVEL=info");
+    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_BATCH_MAX_MS=50");
+    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_VALIDATION_INFO_WAIT_SECONDS=%d", wait_s);
+    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_VALIDATION_EXPIRY_CHECK_MS=200");
+    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_VALIDATION_HTTP_PORT=%d", OPS_PORT);
+    service_pid = cf_test_spawn_service(SERVICE, env, ne, log_path);
+}
+
+static void stop_service(void)
+{
+    int status = cf_test_stop_child(&service_pid, STOP_TIMEOUT_MS);
+    if (status != 0) {
+        char *log = cf_test_slurp(log_path);
+        fail_msg("caseflow-validation exited %d; log:\n%s", status, log);
+    }
+}
+
+/* Collects a response body. */
+static size_t collect(char *data, size_t size, size_t n, void *userdata)
+{
+    json_t *parts = userdata;
+    json_array_append_new(parts, json_stringn(data, size * n));
+    return size * n;
+}
+
+/* GET path from the service's operations endpoint: the HTTP status, and the body (the
+ * caller's) in *body. */
+static long ops_get(const char *path, char **body)
+{
+    char url[128];
+    long status = 0;
+    json_t *parts = json_array();
+    CURL *curl = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", OPS_PORT, path);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, parts);
+    assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    size_t i, len = 0;
+    json_t *part;
+    json_array_foreach(parts, i, part) len += json_string_length(part);
+    *body = calloc(1, len + 1);
+    len = 0;
+    json_array_foreach(parts, i, part)
+    {
+        memcpy(*body + len, json_string_value(part), json_string_length(part));
+        len += json_string_length(part);
+    }
+    json_decref(parts);
+    return status;
+}
+
 static void test_validation_end_to_end(void **state)
 {
     (void)state;
@@ -205,16 +276,16 @@ static void test_validation_end_to_end(void **state)
     const char *reg[] = {"schemas", "register", NULL};
     ctl(create);
     ctl(reg);
-    assert_int_equal(cf_kafka_consumer_new(config, NULL, outcome_topics, NTOPICS, NULL, &consumer,
-                                           err, sizeof(err)),
+    /* From the end: a long-lived stack holds other runs' records (benchmarks write tens of
+     * thousands); the positions are resolved during the first polls, before anything is
+     * produced. */
+    const struct cf_kafka_consumer_options at_end = {false, false, "latest"};
+    assert_int_equal(cf_kafka_consumer_new(config, NULL, outcome_topics, NTOPICS, &at_end,
+                                           &consumer, err, sizeof(err)),
                      CF_OK);
+    drain(2000);
 
-    static char env[6][160];
-    size_t ne = 0;
-    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-validation-%s", run_id);
-    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_LOG_LEVEL=info");
-    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_BATCH_MAX_MS=50");
-    service_pid = cf_test_spawn_service(SERVICE, env, ne, log_path);
+    start_with_wait(14 * 24 * 60 * 60); /* the default: every case here is answered in time */
 
     /* Four cases, one of each outcome class, produced in one go. */
     char info[CF_UUID_LEN + 1], ok[CF_UUID_LEN + 1], rej[CF_UUID_LEN + 1], rev[CF_UUID_LEN + 1];
@@ -262,6 +333,16 @@ static void test_validation_end_to_end(void **state)
     assert_string_equal(code0(rec), "HIGH_MELD");
     rec = expect(T_REJECTED, rej, 0);
     assert_string_equal(code0(rec), "CONSENT_MISSING");
+    const char *rejected_id = json_string_value(
+        json_object_get(json_object_get(json_object_get(rec, "value"), "meta"), "event_id"));
+    rec = expect(T_CLOSED, rej, 0); /* the rejection closes the case; the patient is told once */
+    v = json_object_get(rec, "value");
+    assert_string_equal(json_string_value(json_object_get(v, "reason")), "REJECTED");
+    assert_string_equal(json_string_value(json_object_get(v, "note_code")), "CONSENT_MISSING");
+    assert_true(json_is_null(json_object_get(v, "recipient")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(v, "meta"), "causation_id")),
+        rejected_id);
     rec = expect(T_REVIEW, rev, 0);
     assert_string_equal(code0(rec), "CONDITION_NEEDS_REVIEW");
     assert_string_equal(
@@ -310,6 +391,15 @@ static void test_validation_end_to_end(void **state)
         json_string_value(json_object_get(json_object_get(rec, "headers"), "dlq.reason")),
         "not_found");
 
+    /* Information for a case already validated is refused: its outcome has gone on. */
+    json_t *late = json_pack("{s:s}", "description", "More details after the case was validated.");
+    ctl_with_file("provide-info", ok, late);
+    json_decref(late);
+    rec = expect(T_DLQ, ok, 0);
+    headers = json_object_get(rec, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")), "invalid_input");
+    assert_non_null(strstr(json_string_value(json_object_get(headers, "dlq.error")), "VALIDATED"));
+
     /* The service keeps going: one more case validates. */
     char after[CF_UUID_LEN + 1];
     json_t *c_after = fresh_case(after);
@@ -324,11 +414,25 @@ static void test_validation_end_to_end(void **state)
     assert_int_equal(count(T_INFO, info), 1);
     assert_int_equal(count(T_VALIDATED, info), 1);
     assert_int_equal(count(NULL, ok), 1);
-    assert_int_equal(count(NULL, rej), 1);
+    assert_int_equal(count(NULL, rej), 2); /* CaseRejected + CaseClosed */
     assert_int_equal(count(NULL, rev), 2); /* CaseOpened + CaseReviewed */
     assert_int_equal(count(T_REVIEW, rev), 1);
     assert_int_equal(count(NULL, after), 1);
     assert_int_equal(count(NULL, unknown), 0);
+
+    /* The operations endpoint: alive, ready, and counting what it decided. */
+    char *body = NULL;
+    assert_int_equal(ops_get("/healthz", &body), 200);
+    free(body);
+    assert_int_equal(ops_get("/readyz", &body), 200);
+    free(body);
+    assert_int_equal(ops_get("/metrics", &body), 200);
+    assert_non_null(strstr(body, "caseflow_validation_outcomes_total{service=\"validation\","
+                                 "outcome=\"CaseValidated\"}"));
+    assert_non_null(strstr(body, "caseflow_validation_refused_total{service=\"validation\"} "));
+    assert_non_null(strstr(body, "caseflow_records_in_total{service=\"validation\"} "));
+    assert_null(strstr(body, "alex"));
+    free(body);
 
     /* The log carries ids, never the person's data. */
     char *log = cf_test_slurp(log_path);
@@ -338,11 +442,7 @@ static void test_validation_end_to_end(void **state)
     free(log);
 
     /* SIGTERM: finish, commit, exit 0. */
-    int status = cf_test_stop_child(&service_pid, STOP_TIMEOUT_MS);
-    if (status != 0) {
-        log = cf_test_slurp(log_path);
-        fail_msg("caseflow-validation exited %d; log:\n%s", status, log);
-    }
+    stop_service();
     log = cf_test_slurp(log_path);
     assert_non_null(strstr(log, "\"stopped\""));
     free(log);
@@ -355,10 +455,64 @@ static void test_validation_end_to_end(void **state)
     json_decref(c_rev);
 }
 
+/* Expiry: the case asks for information, the service stops before the wait is over; started
+ * again after it, the service closes the case EXPIRED (the due time was in Redis), tells the
+ * patient (recipient set) and refuses the information that comes too late. */
+static void test_expiry_survives_restart(void **state)
+{
+    (void)state;
+    char waiting[CF_UUID_LEN + 1];
+    const int wait_s = 4;
+    json_t *c = fresh_case(waiting); /* no reports: information requested */
+    start_with_wait(wait_s);
+    ctl_with_file("produce", "caseflow.case.opened", c);
+    const json_t *rec = expect(T_INFO, waiting, 0);
+    const json_t *v = json_object_get(rec, "value");
+    const char *request_id =
+        json_string_value(json_object_get(json_object_get(v, "meta"), "event_id"));
+    int64_t asked = cf_clock_wall_ms();
+    stop_service();
+
+    /* Sleep past the due time while nothing runs. */
+    int64_t left = asked + wait_s * 1000 + 500 - cf_clock_wall_ms();
+    if (left > 0)
+        cf_clock_sleep_ms(left);
+    start_with_wait(wait_s);
+    rec = expect(T_CLOSED, waiting, 0);
+    v = json_object_get(rec, "value");
+    assert_string_equal(json_string_value(json_object_get(v, "reason")), "EXPIRED");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(v, "meta"), "causation_id")), request_id);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(v, "meta"), "correlation_id")),
+        json_string_value(json_object_get(json_object_get(c, "meta"), "correlation_id")));
+    assert_true(json_is_object(json_object_get(v, "recipient")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(rec, "headers"), "ce_type")),
+        "caseflow.event.CaseClosed");
+
+    json_t *late = json_pack("{s:[o]}", "reports", report());
+    ctl_with_file("provide-info", waiting, late);
+    json_decref(late);
+    rec = expect(T_DLQ, waiting, 0);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(rec, "headers"), "dlq.error")),
+               "the case is"));
+
+    drain(2000);
+    assert_int_equal(count(T_CLOSED, waiting), 1);
+    assert_int_equal(count(T_VALIDATED, waiting), 0);
+    assert_int_equal(count(T_INFO, waiting), 1);
+    stop_service();
+    unlink(log_path);
+    json_decref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation_end_to_end),
+        cmocka_unit_test(test_expiry_survives_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

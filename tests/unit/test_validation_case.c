@@ -23,7 +23,8 @@
 #define SAMPLE CF_TESTS_DIR "/integration/case_opened.json"
 #define EVENT_ID "6fa459ea-ee8a-4ca4-894e-db77e160355e"
 #define INFO_EVENT_ID "16fd2706-8baf-433b-82eb-8c7fada847da"
-#define NOW_MS 1795000000123LL /* 2026-11-18T11:06:40.123Z */
+#define NOW_MS 1795000000123LL               /* 2026-11-18T11:06:40.123Z */
+#define WAIT_MS (14LL * 24 * 60 * 60 * 1000) /* the default info wait, 14 days */
 
 static char err[1024];
 
@@ -70,7 +71,7 @@ static json_t *outcome_of(const json_t *state, struct validation_decision *d)
                      CF_OK);
     assert_int_equal(validation_decide_evaluated(&res, d), CF_OK);
     struct validation_outcome_params p = {EVENT_ID, "5f0c8a4e-2b1d-4c7e-9a3f-0d6e1b2c3a40", NOW_MS,
-                                          VALIDATION_PRODUCER, 14};
+                                          VALIDATION_PRODUCER, WAIT_MS};
     assert_int_equal(validation_build_outcome(state, d, &p, &event, err, sizeof(err)), CF_OK);
     assert_encodes(validation_outcome_type(d->outcome), event);
     return event;
@@ -292,7 +293,7 @@ static cf_status review(const char *decision, const char *note, const char *prio
     *ev = NULL;
     if (s == CF_OK) {
         struct validation_outcome_params p = {EVENT_ID, INFO_EVENT_ID, NOW_MS, VALIDATION_PRODUCER,
-                                              14};
+                                              WAIT_MS};
         assert_int_equal(validation_build_outcome(st, d, &p, ev, err, sizeof(err)), CF_OK);
         assert_encodes(validation_outcome_type(d->outcome), *ev);
     }
@@ -370,14 +371,138 @@ static void test_bad_inputs(void **state)
     json_decref(broken);
     json_decref(opened);
 }
+/* Which inputs each stage admits: information until the case is decided, a review while a
+ * person (patient or operator) is awaited, openings and closings always. */
+static void test_stage_admission(void **state)
+{
+    (void)state;
+    const enum validation_stage all[] = {VALIDATION_STAGE_VALIDATING,   VALIDATION_STAGE_NEEDS_INFO,
+                                         VALIDATION_STAGE_UNDER_REVIEW, VALIDATION_STAGE_VALIDATED,
+                                         VALIDATION_STAGE_REJECTED,     VALIDATION_STAGE_EXPIRING,
+                                         VALIDATION_STAGE_CLOSED};
+    const bool info_ok[] = {true, true, true, false, false, false, false};
+    const bool review_ok[] = {false, true, true, false, false, false, false};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        assert_int_equal(validation_stage_admits(all[i], VALIDATION_INPUT_OPENED, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(validation_stage_admits(all[i], VALIDATION_INPUT_CLOSED, err, sizeof(err)),
+                         CF_OK);
+        assert_int_equal(
+            validation_stage_admits(all[i], VALIDATION_INPUT_INFO_PROVIDED, err, sizeof(err)),
+            info_ok[i] ? CF_OK : CF_EINVAL);
+        assert_int_equal(
+            validation_stage_admits(all[i], VALIDATION_INPUT_REVIEWED, err, sizeof(err)),
+            review_ok[i] ? CF_OK : CF_EINVAL);
+    }
+    assert_int_equal(validation_stage_admits(VALIDATION_STAGE_VALIDATED,
+                                             VALIDATION_INPUT_INFO_PROVIDED, err, sizeof(err)),
+                     CF_EINVAL);
+    assert_string_equal(err, "CaseInfoProvided: the case is VALIDATED, which it no longer "
+                             "applies to");
+    assert_int_equal(validation_stage_after(VALIDATION_OUTCOME_INFO_REQUESTED),
+                     VALIDATION_STAGE_NEEDS_INFO);
+    assert_int_equal(validation_stage_after(VALIDATION_OUTCOME_REVIEW_REQUESTED),
+                     VALIDATION_STAGE_UNDER_REVIEW);
+    assert_int_equal(validation_stage_after(VALIDATION_OUTCOME_VALIDATED),
+                     VALIDATION_STAGE_VALIDATED);
+    assert_int_equal(validation_stage_after(VALIDATION_OUTCOME_REJECTED),
+                     VALIDATION_STAGE_REJECTED);
+}
+
+/* The stage and the applied inputs round-trip through the state; the list stays bounded and
+ * a retried input is recognised. */
+static void test_stage_marks(void **state)
+{
+    (void)state;
+    json_t *opened = load_opened(), *st = NULL;
+    enum validation_stage stage = VALIDATION_STAGE_CLOSED;
+    char id[CF_UUID_LEN + 1], first[CF_UUID_LEN + 1];
+    assert_int_equal(validation_state_from_opened(opened, &st, err, sizeof(err)), CF_OK);
+    assert_true(validation_stage_get(st, &stage)); /* none stored yet: VALIDATING */
+    assert_int_equal(stage, VALIDATION_STAGE_VALIDATING);
+    assert_false(validation_state_applied(st, EVENT_ID));
+    assert_int_equal(validation_state_mark(st, VALIDATION_STAGE_NEEDS_INFO, EVENT_ID), 0);
+    assert_int_equal(validation_state_mark(st, VALIDATION_STAGE_NEEDS_INFO, EVENT_ID), 0);
+    assert_int_equal(json_array_size(json_object_get(st, "applied")), 1);
+    assert_true(validation_state_applied(st, EVENT_ID));
+    assert_true(validation_stage_get(st, &stage));
+    assert_int_equal(stage, VALIDATION_STAGE_NEEDS_INFO);
+    assert_string_equal(json_string_value(json_object_get(st, "stage")), "NEEDS_INFO");
+    assert_int_equal(validation_state_mark(st, VALIDATION_STAGE_EXPIRING, NULL), 0);
+    assert_int_equal(json_array_size(json_object_get(st, "applied")), 1);
+
+    for (int i = 0; i < VALIDATION_APPLIED_MAX; i++) {
+        assert_int_equal(cf_uuid_v4(id), CF_OK);
+        if (i == 0)
+            memcpy(first, id, sizeof(first));
+        assert_int_equal(validation_state_mark(st, VALIDATION_STAGE_UNDER_REVIEW, id), 0);
+    }
+    assert_int_equal(json_array_size(json_object_get(st, "applied")), VALIDATION_APPLIED_MAX);
+    assert_false(validation_state_applied(st, EVENT_ID)); /* the oldest went */
+    assert_true(validation_state_applied(st, first));
+    assert_true(validation_state_applied(st, id));
+
+    json_object_set_new(st, "stage", json_string("SOMEWHERE"));
+    assert_false(validation_stage_get(st, &stage));
+    json_decref(st);
+    json_decref(opened);
+}
+
+/* Validation's CaseClosed: encodes with the schema; the recipient only when the patient is to
+ * be told (an expiry), none after a rejection (the rejection itself is the message). */
+static void test_closed(void **state)
+{
+    (void)state;
+    json_t *opened = load_opened(), *st = NULL, *ev = NULL;
+    char expired_id[CF_UUID_LEN + 1], again[CF_UUID_LEN + 1];
+    assert_int_equal(validation_state_from_opened(opened, &st, err, sizeof(err)), CF_OK);
+
+    validation_expiry_event_id(INFO_EVENT_ID, expired_id);
+    validation_expiry_event_id(INFO_EVENT_ID, again);
+    assert_string_equal(expired_id, again);
+    assert_string_not_equal(expired_id, INFO_EVENT_ID);
+    struct validation_closed_params p = {expired_id, INFO_EVENT_ID, NOW_MS, VALIDATION_PRODUCER,
+                                         "EXPIRED",  NULL,          true};
+    assert_int_equal(validation_build_closed(st, &p, &ev, err, sizeof(err)), CF_OK);
+    assert_encodes("caseflow.event.CaseClosed", ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "reason")), "EXPIRED");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "meta"), "event_id")),
+                        expired_id);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ev, "meta"), "causation_id")),
+        INFO_EVENT_ID);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(ev, "meta"), "occurred_at")),
+        "2026-11-18T11:06:40.123Z");
+    assert_true(json_equal(json_object_get(ev, "recipient"), json_object_get(st, "recipient")));
+    assert_true(json_is_null(json_object_get(ev, "note_code")));
+    json_decref(ev);
+
+    p = (struct validation_closed_params){
+        EVENT_ID,   INFO_EVENT_ID,           NOW_MS, VALIDATION_PRODUCER,
+        "REJECTED", "NO_PROCESSING_CONSENT", false};
+    assert_int_equal(validation_build_closed(st, &p, &ev, err, sizeof(err)), CF_OK);
+    assert_encodes("caseflow.event.CaseClosed", ev);
+    assert_true(json_is_null(json_object_get(ev, "recipient")));
+    assert_string_equal(json_string_value(json_object_get(ev, "note_code")),
+                        "NO_PROCESSING_CONSENT");
+    json_decref(ev);
+
+    p.reason = NULL;
+    assert_int_equal(validation_build_closed(st, &p, &ev, err, sizeof(err)), CF_EINVAL);
+    assert_null(ev);
+    json_decref(st);
+    json_decref(opened);
+}
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_state_key),  cmocka_unit_test(test_info_requested),
-        cmocka_unit_test(test_validated),  cmocka_unit_test(test_rejected_and_review),
-        cmocka_unit_test(test_merge_info), cmocka_unit_test(test_review_decisions),
-        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_state_key),   cmocka_unit_test(test_info_requested),
+        cmocka_unit_test(test_validated),   cmocka_unit_test(test_rejected_and_review),
+        cmocka_unit_test(test_merge_info),  cmocka_unit_test(test_review_decisions),
+        cmocka_unit_test(test_bad_inputs),  cmocka_unit_test(test_stage_admission),
+        cmocka_unit_test(test_stage_marks), cmocka_unit_test(test_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
