@@ -288,31 +288,63 @@ static json_t *wait_stage(const char *url, const char *stage, const char *case_i
     }
 }
 
-/* Produces a CaseClosed for case_id (another service closing it) with reason. */
-static void produce_closed(const char *case_id, const char *inquiry_id, const char *reason)
+/* Encodes value (caseflow's JSON form of topic's schema) and produces it keyed key, as a
+ * front end or another service would. */
+static void produce_json(const char *topic, const char *key, const json_t *value)
 {
-    char err[512], event_id[CF_UUID_LEN + 1], when[32];
+    char err[512];
     unsigned char *wire = NULL;
     size_t len = 0;
     struct cf_kafka_producer *producer = NULL;
-    assert_int_equal(cf_uuid_v4(event_id), CF_OK);
-    cf_avro_format_millis(cf_clock_wall_ms(), when, sizeof(when));
-    json_t *closed =
-        json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s}", "meta", "event_id", event_id,
-                  "case_id", case_id, "occurred_at", when, "producer", "test/1", "correlation_id",
-                  inquiry_id, "causation_id", event_id, "reason", reason);
-    if (cf_serde_encode_json(serde, "caseflow.case.closed", closed, &wire, &len, err,
-                             sizeof(err)) != CF_OK)
-        fail_msg("encode CaseClosed: %s", err);
+    if (cf_serde_encode_json(serde, topic, value, &wire, &len, err, sizeof(err)) != CF_OK)
+        fail_msg("encode for %s: %s", topic, err);
     assert_int_equal(cf_kafka_producer_new(config, NULL, 30000, &producer, err, sizeof(err)),
                      CF_OK);
-    assert_int_equal(cf_kafka_produce_sync(producer, "caseflow.case.closed", case_id,
-                                           strlen(case_id), wire, len, NULL, 0, 30000, err,
-                                           sizeof(err)),
+    assert_int_equal(cf_kafka_produce_sync(producer, topic, key, strlen(key), wire, len, NULL, 0,
+                                           30000, err, sizeof(err)),
                      CF_OK);
     cf_kafka_producer_free(producer);
     free(wire);
+}
+
+/* A meta block of a new event (case_id NULL: an inquiry, which has none yet). */
+static json_t *new_meta(const char *case_id, const char *correlation_id)
+{
+    char event_id[CF_UUID_LEN + 1], when[32];
+    assert_int_equal(cf_uuid_v4(event_id), CF_OK);
+    cf_avro_format_millis(cf_clock_wall_ms(), when, sizeof(when));
+    return json_pack("{s:s, s:s?, s:s, s:s, s:s, s:n}", "event_id", event_id, "case_id", case_id,
+                     "occurred_at", when, "producer", "test/1", "correlation_id", correlation_id,
+                     "causation_id");
+}
+
+/* Produces a CaseClosed for case_id (another service closing it) with reason. */
+static void produce_closed(const char *case_id, const char *inquiry_id, const char *reason)
+{
+    json_t *closed =
+        json_pack("{s:o, s:s}", "meta", new_meta(case_id, inquiry_id), "reason", reason);
+    produce_json("caseflow.case.closed", case_id, closed);
     json_decref(closed);
+}
+
+/* Produces inquiry as a web front end does: an InquirySubmitted on the intake topic. */
+static void produce_inquiry(const json_t *inquiry)
+{
+    const char *id = json_string_value(json_object_get(inquiry, "inquiry_id"));
+    json_t *submitted = json_pack("{s:o, s:O}", "meta", new_meta(NULL, id), "inquiry", inquiry);
+    produce_json("caseflow.inquiry.submitted", id, submitted);
+    json_decref(submitted);
+}
+
+/* The inquiry of a CaseOpened record without what differs between two submissions of it:
+ * its ids and the contact's email. */
+static json_t *inquiry_shape(const json_t *opened)
+{
+    json_t *inq = json_deep_copy(json_object_get(json_object_get(opened, "value"), "inquiry"));
+    json_object_del(inq, "inquiry_id");
+    json_object_del(inq, "idempotency_key");
+    json_object_del(json_object_get(inq, "contact"), "email");
+    return inq;
 }
 
 /* ---- the test ---- */
@@ -512,6 +544,41 @@ static void test_intake_http(void **state)
         poll_once();
     assert_int_equal(count_for("caseflow.inquiry.submitted", id_a, NULL), 1);
     assert_int_equal(count_for("caseflow.inquiry.submitted", other, NULL), 0);
+
+    /* 3b. A front end producing to Kafka gets the same CaseOpened as one that POSTs: the same
+     * inquiry (another person's email, so nothing folds) opens a case whose normalised
+     * inquiry is the same but for ids and email; and the first inquiry sent again over Kafka
+     * under its Idempotency-Key is folded into the case HTTP opened, its status that case's. */
+    char id_k[CF_UUID_LEN + 1], idem_k[96];
+    snprintf(idem_k, sizeof(idem_k), "test-intake-http-%s-k", run_id);
+    json_t *inq_k = sample(id_k);
+    json_object_set_new(inq_k, "idempotency_key", json_string(idem_k));
+    produce_inquiry(inq_k);
+    const json_t *opened_k = wait_record("caseflow.case.opened", id_k, EVENT_TIMEOUT_MS);
+    if (opened_k == NULL)
+        fail_msg("no CaseOpened for the Kafka inquiry %s", id_k);
+    json_t *shape_http = inquiry_shape(opened), *shape_kafka = inquiry_shape(opened_k);
+    if (!json_equal(shape_http, shape_kafka)) {
+        char *a = json_dumps(shape_http, JSON_SORT_KEYS),
+             *b = json_dumps(shape_kafka, JSON_SORT_KEYS);
+        fail_msg("HTTP and Kafka inquiries opened differently:\n%s\n%s", a, b);
+    }
+    json_decref(shape_http);
+    json_decref(shape_kafka);
+    json_decref(inq_k);
+
+    char id_dup[CF_UUID_LEN + 1], url_dup[96];
+    json_t *inq_dup = sample(id_dup);
+    json_object_set_new(inq_dup, "idempotency_key", json_string(idem_a));
+    produce_inquiry(inq_dup);
+    snprintf(url_dup, sizeof(url_dup), "/v1/inquiries/%s", id_dup);
+    doc = wait_stage(url_dup, "closed", case_a); /* A's case, closed in 1b */
+    json_decref(doc);
+    json_decref(inq_dup);
+    for (int64_t end = cf_clock_mono_ms() + 2000; cf_clock_mono_ms() < end;)
+        poll_once();
+    assert_int_equal(count_for("caseflow.case.opened", id_dup, NULL), 0);
+    assert_int_equal(count_for("caseflow.case.opened", id_a, NULL), 1);
 
     /* 4. Refusals. */
     char missing[96];
