@@ -25,12 +25,12 @@
 #include <jansson.h>
 
 #include "avro_serde.h"
+#include "child.h"
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
-#include "uuid.h"
-#include "child.h"
 #include "test_env.h"
+#include "uuid.h"
 
 #define CTL CF_BINARY_DIR "/tools/caseflowctl/caseflowctl"
 #define INTAKE CF_BINARY_DIR "/services/caseflow-intake"
@@ -109,7 +109,8 @@ static const json_t *find(const char *topic, const char *field, const char *want
 {
     size_t i;
     json_t *rec;
-    json_array_foreach(seen, i, rec) {
+    json_array_foreach(seen, i, rec)
+    {
         if (strcmp(json_string_value(json_object_get(rec, "topic")), topic) != 0)
             continue;
         json_t *v = json_object_get(rec, "value");
@@ -219,11 +220,8 @@ static void test_intake_end_to_end(void **state)
     free(ctl(create));
     free(ctl(reg));
 
-    /* Read both output topics from the start; only this run's ids are looked at. */
     const char *topics[] = {"caseflow.case.opened", "caseflow.dlq.intake"};
-    assert_int_equal(cf_kafka_consumer_new(config, NULL, topics, 2, NULL, &consumer, err,
-                                           sizeof(err)),
-                     CF_OK);
+    assert_non_null(consumer = cf_test_consumer_at_end(config, topics, 2));
 
     static char env[8][160];
     snprintf(env[0], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-intake-%s", run_id);
@@ -264,9 +262,9 @@ static void test_intake_end_to_end(void **state)
     const json_t *contact = json_object_get(inq, "contact");
     char email[128];
     snprintf(email, sizeof(email), "alex.%s.1@example.com", run_id);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(inq, "patient"),
-                                                          "given_name")),
-                        "Alex Maria");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(inq, "patient"), "given_name")),
+        "Alex Maria");
     assert_string_equal(json_string_value(json_object_get(contact, "email")), email);
     const char *phone = json_string_value(json_object_get(contact, "phone"));
     assert_true(phone != NULL && phone[0] == '+' && strncmp(phone, "+1555201", 8) == 0);
@@ -318,8 +316,7 @@ static void test_intake_end_to_end(void **state)
     if (rec == NULL)
         fail_msg("garbage record not dead-lettered");
     headers = json_object_get(rec, "headers");
-    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")),
-                        "decode_failed");
+    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")), "decode_failed");
     assert_string_equal(json_string_value(json_object_get(headers, "dlq.service")), "intake");
 
     /* 5. An inquiry with an invalid email is dead-lettered naming the field, not the value. */
@@ -333,8 +330,7 @@ static void test_intake_end_to_end(void **state)
     if (rec == NULL)
         fail_msg("invalid inquiry %s not dead-lettered", id_d);
     headers = json_object_get(rec, "headers");
-    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")),
-                        "invalid_input");
+    assert_string_equal(json_string_value(json_object_get(headers, "dlq.reason")), "invalid_input");
     const char *dlq_error = json_string_value(json_object_get(headers, "dlq.error"));
     assert_non_null(strstr(dlq_error, "$.contact.email"));
     assert_null(strstr(dlq_error, "no-at-sign"));

@@ -381,7 +381,6 @@ static struct reply post_json(const json_t *inq, const char *idem)
 static int setup(void **state)
 {
     (void)state;
-    char err[512];
     cf_test_run_id(run_id, sizeof(run_id));
     srand((unsigned)getpid());
     snprintf(log_path, sizeof(log_path), "/tmp/test-intake-http-%s.log", run_id);
@@ -390,18 +389,10 @@ static int setup(void **state)
     if (cf_test_service_clients(table, sizeof(table) / sizeof(table[0]), &config, &registry,
                                 &serde) != 0)
         return -1;
-    /* From the end (other runs' records are of no interest, and a benchmark leaves tens of
-     * thousands); the positions are resolved during the first polls. */
     const char *topics[] = {"caseflow.inquiry.submitted", "caseflow.case.opened"};
-    const struct cf_kafka_consumer_options at_end = {false, false, "latest"};
-    if (cf_kafka_consumer_new(config, NULL, topics, 2, &at_end, &consumer, err, sizeof(err)) !=
-        CF_OK) {
-        fprintf(stderr, "consumer: %s\n", err);
+    if ((consumer = cf_test_consumer_at_end(config, topics, 2)) == NULL)
         return -1;
-    }
     seen = json_array();
-    for (int64_t end = cf_clock_mono_ms() + 2000; cf_clock_mono_ms() < end;)
-        poll_once();
     return 0;
 }
 
@@ -494,7 +485,7 @@ static void test_intake_http(void **state)
     const char *case_a =
         json_string_value(json_object_get(json_object_get(opened, "value"), "case_id"));
     snprintf(status_url, sizeof(status_url), "/v1/inquiries/%s", id_a);
-    wait_stage(status_url, "validating", case_a);
+    json_decref(wait_stage(status_url, "validating", case_a));
     produce_closed(case_a, id_a, "WITHDRAWN");
     doc = wait_stage(status_url, "closed", case_a);
     assert_string_equal(json_string_value(json_object_get(doc, "closed_reason")), "withdrawn");

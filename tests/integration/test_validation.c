@@ -276,14 +276,7 @@ static void test_validation_end_to_end(void **state)
     const char *reg[] = {"schemas", "register", NULL};
     ctl(create);
     ctl(reg);
-    /* From the end: a long-lived stack holds other runs' records (benchmarks write tens of
-     * thousands); the positions are resolved during the first polls, before anything is
-     * produced. */
-    const struct cf_kafka_consumer_options at_end = {false, false, "latest"};
-    assert_int_equal(cf_kafka_consumer_new(config, NULL, outcome_topics, NTOPICS, &at_end,
-                                           &consumer, err, sizeof(err)),
-                     CF_OK);
-    drain(2000);
+    assert_non_null(consumer = cf_test_consumer_at_end(config, outcome_topics, NTOPICS));
 
     start_with_wait(14 * 24 * 60 * 60); /* the default: every case here is answered in time */
 

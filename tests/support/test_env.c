@@ -1,8 +1,8 @@
 /* test_env.c — what integration tests share (see test_env.h). */
 #include "test_env.h"
 
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +55,26 @@ int cf_test_service_clients(const struct cf_config_entry *table, size_t n,
     return 0;
 }
 
+struct cf_kafka_consumer *cf_test_consumer_at_end(const struct cf_config *config,
+                                                  const char *const *topics, size_t n)
+{
+    char err[512];
+    struct cf_kafka_consumer *consumer = NULL;
+    const struct cf_kafka_consumer_options at_end = {false, false, "latest"};
+    if (cf_kafka_consumer_new(config, NULL, topics, n, &at_end, &consumer, err, sizeof(err)) !=
+        CF_OK) {
+        fprintf(stderr, "consumer: %s\n", err);
+        return NULL;
+    }
+    /* librdkafka looks the end offsets up when it starts fetching, during these polls. */
+    for (int64_t end = cf_clock_mono_ms() + 2000; cf_clock_mono_ms() < end;) {
+        struct cf_kafka_record *r = NULL;
+        if (cf_kafka_consumer_poll(consumer, 100, &r, err, sizeof(err)) == CF_OK)
+            cf_kafka_record_release(r);
+    }
+    return consumer;
+}
+
 void cf_test_poll_into(struct cf_kafka_consumer *consumer, struct cf_serde *serde,
                        bool (*decode)(const char *topic), int timeout_ms, json_t *seen)
 {
@@ -72,9 +92,8 @@ void cf_test_poll_into(struct cf_kafka_consumer *consumer, struct cf_serde *serd
                                          r->headers[i].len));
     json_object_set_new(rec, "headers", headers);
     json_t *value = NULL;
-    if (decode(r->topic) &&
-        cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value, err,
-                             sizeof(err)) == CF_OK)
+    if (decode(r->topic) && cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value,
+                                                 err, sizeof(err)) == CF_OK)
         json_object_set_new(rec, "value", value);
     json_array_append_new(seen, rec);
     cf_kafka_record_release(r);

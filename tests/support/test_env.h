@@ -28,7 +28,6 @@ const char *cf_test_registry_url(void);
  * the reason on stderr, if it does not load. The caller frees it (cf_config_free). */
 struct cf_config *cf_test_kafka_config(const struct cf_config_entry *table, size_t n);
 
-
 /* The clients of a service test's setup: *config from cf_test_kafka_config(table, n), then a
  * registry client for cf_test_registry_url() and a serde over it. 0, or -1 with the reason on
  * stderr ("config: ..." or "registry: ..."); the caller frees what was made
@@ -36,6 +35,14 @@ struct cf_config *cf_test_kafka_config(const struct cf_config_entry *table, size
 int cf_test_service_clients(const struct cf_config_entry *table, size_t n,
                             struct cf_config **config, struct cf_registry **registry,
                             struct cf_serde **serde);
+
+/* A consumer of topics[0..n) (no group) that starts at their ends: a long-lived stack holds
+ * other runs' records (a benchmark leaves tens of thousands), which a test has no use for.
+ * It polls for a while before returning, so that its positions are resolved before the test
+ * produces anything (what it reads meanwhile is dropped). NULL, with the reason on stderr, on
+ * failure. The caller frees it (cf_kafka_consumer_free). */
+struct cf_kafka_consumer *cf_test_consumer_at_end(const struct cf_config *config,
+                                                  const char *const *topics, size_t n);
 
 /* Polls consumer once, for up to timeout_ms; a record read is appended to seen as
  * {"topic", "key", "headers" (name -> value), "value"}, "value" (the record decoded to JSON
