@@ -141,6 +141,36 @@ cf_status cf_kafka_produce_sync(struct cf_kafka_producer *producer, const char *
                                 size_t value_len, const struct cf_header *headers,
                                 size_t header_count, int timeout_ms, char *errbuf, size_t errlen);
 
+/* The outcome of one cf_kafka_produce_async record: status CF_OK once the broker has it
+ * (acks=all), CF_EKAFKA if it was not delivered (reason says why: librdkafka's text, never a
+ * payload; valid during the call only). Runs on the thread that serves the producer's reports
+ * (cf_kafka_producer_poll, _flush or _free), exactly once per record. */
+typedef void (*cf_kafka_delivery_fn)(void *opaque, cf_status status, const char *reason);
+
+/* Enqueues one record like cf_kafka_produce, but never waits: a full librdkafka queue is
+ * CF_EKAFKA at once, and the first record to a topic the producer has not written yet may wait
+ * up to a second in librdkafka for the topic's metadata (nothing here blocks on it). On CF_OK,
+ * on_delivery(opaque, ...) is called exactly once later, from cf_kafka_producer_poll (or _flush,
+ * or _free, which purges what is still undelivered after its flush, reporting it failed); on
+ * failure it is never called. opaque is the caller's and must stay valid until then.
+ * CF_EFATAL if the producer can no longer produce. */
+cf_status cf_kafka_produce_async(struct cf_kafka_producer *producer, const char *topic,
+                                 const void *key, size_t key_len, const void *value,
+                                 size_t value_len, const struct cf_header *headers,
+                                 size_t header_count, cf_kafka_delivery_fn on_delivery,
+                                 void *opaque, char *errbuf, size_t errlen);
+
+/* Serves delivery reports (and librdkafka's logs and errors) on the calling thread, waiting up
+ * to timeout_ms (0: only what is there) for the first. Returns how many events were served. */
+int cf_kafka_producer_poll(struct cf_kafka_producer *producer, int timeout_ms);
+
+/* Makes librdkafka write one byte to fd whenever a report is waiting for
+ * cf_kafka_producer_poll, so an event loop can poll() fd (with its other descriptors) instead
+ * of polling the producer on a timer; read fd dry before calling cf_kafka_producer_poll. fd
+ * must be non-blocking (the write end of a pipe, say) and stay open until the producer is freed
+ * or this is called again with -1 (off). */
+void cf_kafka_producer_wake_fd(struct cf_kafka_producer *producer, int fd);
+
 /* Transactions of a producer made with a transactional_id. _commit flushes and commits;
  * CF_EKAFKA means the transaction failed and must be aborted, CF_EFATAL that the producer was
  * fenced or broke. */

@@ -4,10 +4,19 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kafka_internal.h"
 #include "log.h"
+
+/* A message's opaque (_private) says whose report it is: NULL for cf_kafka_produce (counted
+ * for the next flush), an odd number (seq << 1 | 1) for cf_kafka_produce_sync, and otherwise
+ * (malloc'd, so even) a struct async_report of cf_kafka_produce_async, freed by its report. */
+struct async_report {
+    cf_kafka_delivery_fn fn;
+    void *opaque;
+};
 
 struct cf_kafka_producer {
     rd_kafka_t *rk;
@@ -21,15 +30,32 @@ struct cf_kafka_producer {
     /* Asynchronous failures since the last flush. */
     size_t failed;
     rd_kafka_resp_err_t first_err;
+    /* cf_kafka_produce_async records not reported yet: _free purges them so that each
+     * async_report is freed (and its caller told) exactly once. */
+    size_t async_pending;
+    /* The main queue while a wake fd is set (cf_kafka_producer_wake_fd), else NULL. */
+    rd_kafka_queue_t *wake_queue;
     struct known_topics known;
 };
 
 static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct cf_kafka_producer *p = opaque;
-    uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+    uintptr_t tag = (uintptr_t)m->_private;
+    uint64_t seq = (tag & 1u) != 0 ? (uint64_t)(tag >> 1) : 0;
 
     (void)rk;
+    if (tag != 0 && (tag & 1u) == 0) {
+        struct async_report *r = m->_private;
+        char reason[ERRSTR_MAX] = "";
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            (void)snprintf(reason, sizeof(reason), "producing to %s: %s",
+                           rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        p->async_pending--;
+        r->fn(r->opaque, m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? CF_OK : CF_EKAFKA, reason);
+        free(r);
+        return;
+    }
     if (seq != 0 && seq == p->wait_seq) {
         p->wait_done = true;
         p->wait_err = m->err;
@@ -157,7 +183,7 @@ cf_status cf_kafka_produce_sync(struct cf_kafka_producer *producer, const char *
     producer->wait_done = false;
     rd_kafka_resp_err_t err =
         kafka_enqueue(producer->rk, topic, key, key_len, value, value_len, headers, header_count,
-                      (void *)(uintptr_t)seq, timeout_ms);
+                      (void *)(uintptr_t)((seq << 1) | 1u), timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         producer->wait_seq = 0;
         return produce_failed(producer, topic, err, errbuf, errlen);
@@ -179,6 +205,56 @@ cf_status cf_kafka_produce_sync(struct cf_kafka_producer *producer, const char *
     if (producer->wait_err != RD_KAFKA_RESP_ERR_NO_ERROR)
         return produce_failed(producer, topic, producer->wait_err, errbuf, errlen);
     return CF_OK;
+}
+
+cf_status cf_kafka_produce_async(struct cf_kafka_producer *producer, const char *topic,
+                                 const void *key, size_t key_len, const void *value,
+                                 size_t value_len, const struct cf_header *headers,
+                                 size_t header_count, cf_kafka_delivery_fn on_delivery,
+                                 void *opaque, char *errbuf, size_t errlen)
+{
+    if (producer == NULL || topic == NULL || on_delivery == NULL)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "produce: no producer, topic or callback");
+    struct async_report *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return cf_fail(errbuf, errlen, CF_ENOMEM, "produce: out of memory");
+    r->fn = on_delivery;
+    r->opaque = opaque;
+    /* Timeout 0: a full queue fails at once instead of polling here, which would run other
+     * records' callbacks inside this call. */
+    rd_kafka_resp_err_t err = kafka_enqueue(producer->rk, topic, key, key_len, value, value_len,
+                                            headers, header_count, r, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        free(r);
+        return produce_failed(producer, topic, err, errbuf, errlen);
+    }
+    producer->async_pending++;
+    return CF_OK;
+}
+
+int cf_kafka_producer_poll(struct cf_kafka_producer *producer, int timeout_ms)
+{
+    if (producer == NULL)
+        return 0;
+    return rd_kafka_poll(producer->rk, timeout_ms);
+}
+
+void cf_kafka_producer_wake_fd(struct cf_kafka_producer *producer, int fd)
+{
+    static const char byte = 1;
+    if (producer == NULL)
+        return;
+    if (producer->wake_queue == NULL) {
+        if (fd < 0)
+            return;
+        producer->wake_queue = rd_kafka_queue_get_main(producer->rk);
+    }
+    rd_kafka_queue_io_event_enable(producer->wake_queue, fd, fd >= 0 ? &byte : NULL,
+                                   fd >= 0 ? 1 : 0);
+    if (fd < 0) {
+        rd_kafka_queue_destroy(producer->wake_queue);
+        producer->wake_queue = NULL;
+    }
 }
 
 static cf_status producer_txn_result(struct cf_kafka_producer *producer, const char *what,
@@ -230,6 +306,15 @@ void cf_kafka_producer_free(struct cf_kafka_producer *producer)
     if (rd_kafka_flush(producer->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         CF_LOG(CF_LOG_WARN, "kafka_producer_closed_with_undelivered",
                CF_LOG_INT("records", rd_kafka_outq_len(producer->rk)));
+    if (producer->async_pending > 0) {
+        /* rd_kafka_destroy drops undelivered records without a report: purged, they are
+         * reported (_PURGED_QUEUE / _PURGED_INFLIGHT) by the poll below, so every async
+         * caller hears of its record and every async_report is freed. */
+        (void)rd_kafka_purge(producer->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        for (int i = 0; i < 20 && producer->async_pending > 0; i++)
+            (void)rd_kafka_poll(producer->rk, 100);
+    }
+    cf_kafka_producer_wake_fd(producer, -1);
     rd_kafka_destroy(producer->rk);
     kafka_known_topics_clear(&producer->known);
     free(producer);

@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +211,117 @@ static void test_produce_consume_roundtrip(void **state)
     cf_kafka_consumer_free(c);
 }
 
+/* What cf_kafka_produce_async's callback was told about each record. */
+struct async_seen {
+    int calls;
+    cf_status status;
+};
+
+static void on_async(void *opaque, cf_status status, const char *reason)
+{
+    struct async_seen *seen = opaque;
+    assert_non_null(reason);
+    seen->calls++;
+    seen->status = status;
+}
+
+/* Asynchronous produce: every record is reported exactly once, through the wake fd and
+ * cf_kafka_producer_poll, and is on the topic in order; a record that cannot be delivered is
+ * reported CF_EKAFKA; one still queued when the producer is freed is reported too. */
+static void test_produce_async(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    char topic[160], missing[160], err[512] = "";
+    name(topic, sizeof(topic), "async");
+    name(missing, sizeof(missing), "async-missing");
+    const struct cf_topic_spec spec = {topic, 1, 1, "delete", 3600000};
+    struct cf_kafka_producer *p = NULL;
+    struct cf_kafka_consumer *c = NULL;
+    struct async_seen seen[N + 1];
+    int fds[2];
+    memset(seen, 0, sizeof(seen));
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+
+    assert_int_equal(cf_kafka_create_topics(config, &spec, 1, TIMEOUT_MS, err, sizeof(err)), CF_OK);
+    struct cf_config *short_timeout = NULL;
+    char *envp[] = {"KAFKA_MESSAGE_TIMEOUT_MS=1500", NULL};
+    assert_int_equal(cf_config_load(table, sizeof(table) / sizeof(table[0]), envp, &short_timeout,
+                                    err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(cf_kafka_producer_new(short_timeout, NULL, TIMEOUT_MS, &p, err, sizeof(err)),
+                     CF_OK);
+    cf_kafka_producer_wake_fd(p, fds[1]);
+    assert_int_equal(cf_kafka_produce_async(NULL, topic, NULL, 0, NULL, 0, NULL, 0, on_async,
+                                            &seen[0], err, sizeof(err)),
+                     CF_EINVAL);
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        int len = snprintf(v, sizeof(v), "a%03d", i);
+        assert_int_equal(cf_kafka_produce_async(p, topic, "k", 1, v, (size_t)len, NULL, 0, on_async,
+                                                &seen[i], err, sizeof(err)),
+                         CF_OK);
+    }
+    assert_int_equal(cf_kafka_produce_async(p, missing, "k", 1, "v", 1, NULL, 0, on_async, &seen[N],
+                                            err, sizeof(err)),
+                     CF_OK);
+    /* Only the wake fd is waited on, as an event loop would. */
+    int64_t deadline = cf_clock_mono_ms() + TIMEOUT_MS;
+    int reported = 0;
+    while (reported < N + 1 && cf_clock_mono_ms() < deadline) {
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        char buf[64];
+        (void)poll(&pfd, 1, 500);
+        while (read(fds[0], buf, sizeof(buf)) > 0)
+            ;
+        (void)cf_kafka_producer_poll(p, 0);
+        reported = 0;
+        for (int i = 0; i <= N; i++)
+            reported += seen[i].calls;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(seen[i].calls, 1);
+        assert_int_equal(seen[i].status, CF_OK);
+    }
+    assert_int_equal(seen[N].calls, 1);
+    assert_int_equal(seen[N].status, CF_EKAFKA);
+
+    /* Freed with a record still queued: it is reported (purged), not lost silently. */
+    struct async_seen last = {0, CF_OK};
+    assert_int_equal(cf_kafka_produce_async(p, missing, "k", 1, "v", 1, NULL, 0, on_async, &last,
+                                            err, sizeof(err)),
+                     CF_OK);
+    cf_kafka_producer_free(p);
+    assert_int_equal(last.calls, 1);
+    assert_int_equal(last.status, CF_EKAFKA);
+    cf_config_free(short_timeout);
+    close(fds[0]);
+    close(fds[1]);
+
+    const char *topics[] = {topic};
+    assert_int_equal(cf_kafka_consumer_new(config, NULL, topics, 1, NULL, &c, err, sizeof(err)),
+                     CF_OK);
+    int got = 0;
+    deadline = cf_clock_mono_ms() + TIMEOUT_MS;
+    while (got < N && cf_clock_mono_ms() < deadline) {
+        struct cf_kafka_record *r = NULL;
+        cf_status st = cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err));
+        if (st == CF_ETIMEOUT)
+            continue;
+        assert_int_equal(st, CF_OK);
+        char v[16];
+        snprintf(v, sizeof(v), "a%03d", got);
+        assert_int_equal(r->value_len, 4);
+        assert_memory_equal(r->value, v, 4);
+        cf_kafka_record_release(r);
+        got++;
+    }
+    assert_int_equal(got, N);
+    cf_kafka_consumer_free(c);
+}
+
 /* A group consumer commits; the group's progress then shows no lag. */
 static void test_group_commit_and_progress(void **state)
 {
@@ -269,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_create_topics_idempotent),
         cmocka_unit_test(test_missing_topic),
         cmocka_unit_test(test_produce_consume_roundtrip),
+        cmocka_unit_test(test_produce_async),
         cmocka_unit_test(test_group_commit_and_progress),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
