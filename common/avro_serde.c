@@ -1,6 +1,7 @@
 /* avro_serde.c — Confluent wire format, bounds checking and topic codecs (see avro_serde.h). */
 #include "avro_serde.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,11 @@ cf_status cf_serde_wire_parse(const void *buf, size_t len, int32_t *schema_id,
                               size_t errlen)
 {
     const unsigned char *p = buf;
+    /* Defined outputs on every path: callers (and -O3's flow analysis, which cannot see that
+     * cf_fail returns its non-zero status) never read stale values after a failure. */
+    *schema_id = 0;
+    *payload = NULL;
+    *payload_len = 0;
     if (len == 0)
         return cf_fail(errbuf, errlen, CF_EDECODE, "empty record: no Confluent wire header");
     if (len > CF_SERDE_MAX_RECORD)
@@ -265,10 +271,23 @@ cf_status cf_serde_encode_wire(int32_t schema_id, avro_value_t *value, unsigned 
     return CF_OK;
 }
 
+/* Writer schema ids remembered per topic. A topic sees one id per schema version its producers
+ * used, a handful in practice; past the cap the oldest decision is forgotten (and made again
+ * from the registry client's cache when that id comes back). */
+#define WRITER_IDS_MAX 16
+
+/* Whether records written with schema id can be read straight into the topic's reader. */
+struct writer_id {
+    int32_t id;
+    bool same; /* the writer schema is the reader schema: no projection */
+};
+
 struct topic_schema {
     const char *topic; /* from the static topic table */
     struct cf_schema *schema;
     int32_t id; /* 0 until registered */
+    struct writer_id writers[WRITER_IDS_MAX];
+    size_t nwriters, next_writer;
 };
 
 struct cf_serde {
@@ -276,6 +295,7 @@ struct cf_serde {
     char *schema_dir;
     struct topic_schema *topics;
     size_t ntopics;
+    struct cf_serde_stats stats;
 };
 
 cf_status cf_serde_new(struct cf_registry *registry, const char *schema_dir,
@@ -359,15 +379,41 @@ cf_status cf_serde_encode(struct cf_serde *s, const char *topic, avro_value_t *v
     return cf_serde_encode_wire(id, value, out, len, errbuf, errlen);
 }
 
+/* Whether writer (the registry's schema of id) is the topic's reader schema itself, so that
+ * its records decode straight into the reader's class. A service that only reads a topic never
+ * registers the topic's schema (ts->id stays 0), so without this every record it reads would
+ * be decoded with the registry's copy and projected field by field, five times the work of a
+ * plain decode. avro_schema_equal compares what the binary encoding depends on (types, names,
+ * field order, enum symbols, fixed sizes); defaults and logical types only matter when the two
+ * differ, and the reader's own JSON is what the caller reads them from. The answer for an id
+ * never changes (an id's schema is immutable), so it is decided once per id. */
+static bool writer_is_reader(struct topic_schema *ts, int32_t id, const struct cf_schema *writer)
+{
+    for (size_t i = 0; i < ts->nwriters; i++)
+        if (ts->writers[i].id == id)
+            return ts->writers[i].same;
+    bool same = avro_schema_equal(cf_schema_avro(writer), cf_schema_avro(ts->schema)) != 0;
+    struct writer_id *slot;
+    if (ts->nwriters < WRITER_IDS_MAX) {
+        slot = &ts->writers[ts->nwriters++];
+    } else {
+        slot = &ts->writers[ts->next_writer];
+        ts->next_writer = (ts->next_writer + 1) % WRITER_IDS_MAX;
+    }
+    slot->id = id;
+    slot->same = same;
+    return same;
+}
+
 /* Decodes with the topic's reader schema, or, for a topic without one (a dead-letter topic),
  * with the writer's schema; *reader_out tells which. */
 static cf_status decode(struct cf_serde *s, const char *topic, const void *buf, size_t len,
                         avro_value_t *out, const struct cf_schema **reader_out, char *errbuf,
                         size_t errlen)
 {
-    int32_t id;
-    const unsigned char *payload;
-    size_t plen;
+    int32_t id = 0;
+    const unsigned char *payload = NULL;
+    size_t plen = 0;
     const struct cf_schema *writer = NULL, *reader = NULL;
     struct topic_schema *ts = NULL;
     cf_status st = cf_serde_wire_parse(buf, len, &id, &payload, &plen, errbuf, errlen);
@@ -378,14 +424,30 @@ static cf_status decode(struct cf_serde *s, const char *topic, const void *buf, 
             return st;
         reader = ts->schema;
     }
-    if (ts != NULL && ts->id == id)
+    if (ts != NULL && ts->id == id) {
         writer = reader;
-    else if ((st = cf_registry_schema(s->registry, id, &writer, errbuf, errlen)) != CF_OK)
-        return st;
+    } else {
+        if ((st = cf_registry_schema(s->registry, id, &writer, errbuf, errlen)) != CF_OK)
+            return st;
+        if (ts != NULL && writer_is_reader(ts, id, writer))
+            writer = reader;
+    }
     if (reader == NULL)
         reader = writer;
     *reader_out = reader;
-    return cf_serde_decode_payload(writer, reader, payload, plen, out, errbuf, errlen);
+    st = cf_serde_decode_payload(writer, reader, payload, plen, out, errbuf, errlen);
+    if (st == CF_OK) {
+        if (writer == reader)
+            s->stats.direct++;
+        else
+            s->stats.projected++;
+    }
+    return st;
+}
+
+void cf_serde_get_stats(const struct cf_serde *s, struct cf_serde_stats *out)
+{
+    *out = s->stats;
 }
 
 cf_status cf_serde_decode(struct cf_serde *s, const char *topic, const void *buf, size_t len,

@@ -27,7 +27,8 @@
 #define CF_SERDE_MAX_RECORD (1024 * 1024)
 
 /* Splits a wire-format record. CF_EDECODE with a precise reason for empty, short records and
- * a wrong magic byte; CF_ETOOBIG above CF_SERDE_MAX_RECORD. payload points into buf. */
+ * a wrong magic byte; CF_ETOOBIG above CF_SERDE_MAX_RECORD. payload points into buf. On failure
+ * the outputs are 0 / NULL / 0. */
 cf_status cf_serde_wire_parse(const void *buf, size_t len, int32_t *schema_id,
                               const unsigned char **payload, size_t *payload_len, char *errbuf,
                               size_t errlen);
@@ -72,12 +73,23 @@ cf_status cf_serde_encode(struct cf_serde *serde, const char *topic, avro_value_
                           unsigned char **out, size_t *len, char *errbuf, size_t errlen);
 
 /* Decodes a wire-format record of the topic into *out, a new value of the topic's reader
- * schema (avro_value_decref). Unknown schema ids give CF_ENOTFOUND, bad bytes CF_EDECODE, an
- * unreachable registry CF_EIO/CF_ETIMEOUT (retriable). */
+ * schema (avro_value_decref). A record written with the reader schema itself (the topic's
+ * registered id, or any id whose registry schema equals the reader's) is decoded straight into
+ * it; one written with another schema is decoded with that schema and projected. Unknown
+ * schema ids give CF_ENOTFOUND, bad bytes CF_EDECODE, an unreachable registry CF_EIO/
+ * CF_ETIMEOUT (retriable). */
 cf_status cf_serde_decode(struct cf_serde *serde, const char *topic, const void *buf,
                           size_t len, avro_value_t *out, char *errbuf, size_t errlen);
 
 /* The same through JSON (avro_convert.h describes the form): missing fields take defaults. */
+/* Records decoded by this serde (cf_serde_decode and cf_serde_decode_json) since it was made:
+ * straight into the reader schema, or with the writer's schema and then projected. */
+struct cf_serde_stats {
+    uint64_t direct;
+    uint64_t projected;
+};
+void cf_serde_get_stats(const struct cf_serde *serde, struct cf_serde_stats *out);
+
 cf_status cf_serde_encode_json(struct cf_serde *serde, const char *topic, const json_t *json,
                                unsigned char **out, size_t *len, char *errbuf, size_t errlen);
 cf_status cf_serde_decode_json(struct cf_serde *serde, const char *topic, const void *buf,

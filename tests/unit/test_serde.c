@@ -8,6 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 #if defined(__SANITIZE_ADDRESS__)
 /* From the ASan runtime; Debian ships its header only with clang's runtime package. */
@@ -18,6 +24,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 
 #include "avro_convert.h"
 #include "avro_serde.h"
+#include "registry.h"
 #include "schema.h"
 #include "topics.h"
 #include "sample_json.h"
@@ -441,6 +448,181 @@ static void test_schema_load_errors(void **state)
     assert_int_equal(cf_schema_parse("{", 1, &s, err, sizeof(err)), CF_ESCHEMA);
 }
 
+/* --- a registry that knows a few ids, for cf_serde_decode without servers ---------------- */
+
+#define FAKE_IDS 3
+
+/* Answers GET /schemas/ids/<id> from texts[] (ids first_id, first_id + 1, ...), one request
+ * per connection, and counts the requests. */
+struct fake_registry {
+    int listener;
+    int port;
+    int32_t first_id;
+    const char *texts[FAKE_IDS];
+    int requests;
+    pthread_t thread;
+};
+
+static void fake_answer(int fd, struct fake_registry *f)
+{
+    char req[2048];
+    size_t got = 0;
+    while (got < sizeof(req) - 1) {
+        ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n") != NULL)
+            break;
+    }
+    req[got] = '\0';
+    f->requests++;
+    char *body = NULL;
+    const char *status = "404 Not Found";
+    const char *path = strstr(req, "/schemas/ids/");
+    if (path != NULL) {
+        long id = strtol(path + strlen("/schemas/ids/"), NULL, 10);
+        if (id >= f->first_id && id < f->first_id + FAKE_IDS) {
+            json_t *j =
+                json_pack("{s:s, s:s}", "schema", f->texts[id - f->first_id], "schemaType", "AVRO");
+            body = json_dumps(j, JSON_COMPACT);
+            json_decref(j);
+            status = "200 OK";
+        }
+    }
+    if (body == NULL)
+        body = strdup("{\"error_code\":40403,\"message\":\"Schema not found\"}");
+    char head[256];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      status, strlen(body));
+    if (write(fd, head, (size_t)hn) < 0 || write(fd, body, strlen(body)) < 0)
+        fprintf(stderr, "fake registry: write failed\n");
+    free(body);
+}
+
+static void *fake_serve(void *arg)
+{
+    struct fake_registry *f = arg;
+    for (;;) {
+        int fd = accept(f->listener, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* the listener was shut down */
+        fake_answer(fd, f);
+        close(fd);
+    }
+}
+
+static void fake_start(struct fake_registry *f)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    f->listener = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(f->listener >= 0);
+    assert_int_equal(bind(f->listener, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->listener, 8), 0);
+    assert_int_equal(getsockname(f->listener, (struct sockaddr *)&a, &alen), 0);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_serve, f), 0);
+}
+
+static void fake_stop(struct fake_registry *f)
+{
+    (void)shutdown(f->listener, SHUT_RDWR);
+    (void)pthread_join(f->thread, NULL);
+    close(f->listener);
+}
+
+static void encode_with_id(const struct cf_schema *s, const json_t *json, int32_t id,
+                           unsigned char **buf, size_t *len)
+{
+    avro_value_t v;
+    assert_int_equal(avro_generic_value_new(cf_schema_iface(s), &v), 0);
+    assert_int_equal(cf_avro_from_json(s, cf_schema_root(s), json, &v, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_serde_encode_wire(id, &v, buf, len, err, sizeof(err)), CF_OK);
+    avro_value_decref(&v);
+}
+
+/* A service that only reads a topic never registers the topic's schema, so the records' ids
+ * are not "its" id: records whose writer schema is the reader schema (even as other text) must
+ * still be decoded straight into it, and only records of another schema projected. */
+static void test_decode_same_schema_skips_projection(void **state)
+{
+    (void)state;
+    const char *topic = "caseflow.case.opened";
+    struct cf_schema *v1 = load("caseflow.event.CaseOpened"), *v2 = evolve(v1);
+    char *pretty = json_dumps(cf_schema_root(v1), JSON_INDENT(2)); /* same schema, other text */
+    struct fake_registry f = {.first_id = 101,
+                              .texts = {cf_schema_text(v1), pretty, cf_schema_text(v2)}};
+    struct cf_registry *registry = NULL;
+    struct cf_serde *serde = NULL;
+    struct cf_serde_stats stats;
+    char url[64];
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    json_t *out = NULL;
+
+    fake_start(&f);
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
+    assert_int_equal(cf_registry_new(url, 2000, &registry, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_serde_new(registry, NULL, &serde, err, sizeof(err)), CF_OK);
+    json_t *sample = cf_test_sample_json(v1, cf_schema_root(v1), true);
+
+    /* Written with the reader schema under an id this serde never registered. */
+    encode_with_id(v1, sample, 101, &buf, &len);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cf_serde_decode_json(serde, topic, buf, len, &out, err, sizeof(err)),
+                         CF_OK);
+        assert_true(json_equal(out, sample));
+        json_decref(out);
+    }
+    free(buf);
+    cf_serde_get_stats(serde, &stats);
+    assert_int_equal(stats.direct, 3);
+    assert_int_equal(stats.projected, 0);
+    assert_int_equal(f.requests, 1); /* the id's schema is fetched once */
+
+    /* The same schema registered as different text (whitespace) is the same schema. */
+    encode_with_id(v1, sample, 102, &buf, &len);
+    assert_int_equal(cf_serde_decode_json(serde, topic, buf, len, &out, err, sizeof(err)), CF_OK);
+    assert_true(json_equal(out, sample));
+    json_decref(out);
+    free(buf);
+    cf_serde_get_stats(serde, &stats);
+    assert_int_equal(stats.direct, 4);
+    assert_int_equal(stats.projected, 0);
+
+    /* Real evolution still projects: a newer record loses only the added fields. */
+    json_t *newer = cf_test_sample_json(v2, cf_schema_root(v2), true);
+    encode_with_id(v2, newer, 103, &buf, &len);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cf_serde_decode_json(serde, topic, buf, len, &out, err, sizeof(err)),
+                         CF_OK);
+        assert_null(json_object_get(out, "added_top"));
+        assert_non_null(json_object_get(out, "case_id"));
+        json_decref(out);
+    }
+    free(buf);
+    cf_serde_get_stats(serde, &stats);
+    assert_int_equal(stats.direct, 4);
+    assert_int_equal(stats.projected, 2);
+    assert_int_equal(f.requests, 3);
+
+    json_decref(newer);
+    json_decref(sample);
+    cf_serde_free(serde);
+    cf_registry_free(registry);
+    fake_stop(&f);
+    free(pretty);
+    cf_schema_free(v2);
+    cf_schema_free(v1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_random_records_leave_memory_flat),
         cmocka_unit_test(test_time_text),
         cmocka_unit_test(test_schema_load_errors),
+        cmocka_unit_test(test_decode_same_schema_skips_projection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
