@@ -161,80 +161,98 @@ cf_status intake_fold_keys(const unsigned char *secret, size_t secret_len, const
     return CF_OK;
 }
 
-/* Splits a claim value into its case and event ids (each CF_UUID_LEN + 1 bytes). */
-static bool parse_claim(const char *value, size_t len, char *case_id, char *event_id)
+/* The whole fold in one round trip (README.md "Folding duplicates"): the claims of one inquiry
+ * used to be up to four SET NX + GET round trips and a SET for the link; a script does them
+ * atomically, so no claim can expire or change between its SET NX and its read-back either.
+ *
+ * KEYS[1..n]: the claim keys in claim order; KEYS[n+1]: the inquiry's link
+ * (intake:case-of:<inquiry id>) when ARGV[4] is not "".
+ * ARGV[1]: the claim "<new case id>/<event id>"; ARGV[2]: the event id; ARGV[3]: the claims'
+ * TTL in seconds; ARGV[4]: the link's TTL in seconds, or "" for no link.
+ * Returns {case id, 1 if a duplicate else 0}; a key holding something that is not a claim is an
+ * error reply naming the key (keys are ids and hashes, never personal data).
+ *
+ * Idempotent for the event: a second run finds its own claims (adopted, nothing rewritten) or
+ * the winning claim it pointed its earlier keys at (a duplicate again), and sets the link to
+ * the same case. */
+static const char fold_lua[] =
+    "local uuid = '%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x'\n"
+    "local n = #KEYS\n"
+    "if ARGV[4] ~= '' then n = n - 1 end\n"
+    "local claim, dup = ARGV[1], 0\n"
+    "for i = 1, n do\n"
+    "  if not redis.call('SET', KEYS[i], claim, 'NX', 'EX', ARGV[3]) then\n"
+    "    local held = redis.call('GET', KEYS[i])\n"
+    /* Keys do not expire while a script runs (Redis freezes its clock), so held is there; a
+     * missing one would simply be claimed. */
+    "    if not held then\n"
+    "      redis.call('SET', KEYS[i], claim, 'EX', ARGV[3])\n"
+    "    else\n"
+    "      local held_event = string.match(held, '^' .. uuid .. '/(' .. uuid .. ')$')\n"
+    "      if not held_event then\n"
+    "        return redis.error_reply('fold: ' .. KEYS[i] .. ' does not hold a claim')\n"
+    "      end\n"
+    /* The keys before this one hold our claim: point them at the one that wins, so a retry of
+     * this event, or the next duplicate, gets the same answer whichever key it tries first. */
+    "      if held ~= claim then\n"
+    "        for k = 1, i - 1 do redis.call('SET', KEYS[k], held, 'EX', ARGV[3]) end\n"
+    "      end\n"
+    "      claim = held\n"
+    "      if held_event ~= ARGV[2] then\n"
+    "        dup = 1\n"
+    "        break\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local case_id = string.sub(claim, 1, 36)\n"
+    "if ARGV[4] ~= '' then redis.call('SET', KEYS[#KEYS], case_id, 'EX', ARGV[4]) end\n"
+    "return {case_id, dup}\n";
+
+cf_status intake_fold_script_new(struct cf_redis_script **out, char *errbuf, size_t errlen)
 {
-    if (len != INTAKE_CLAIM_LEN || value[CF_UUID_LEN] != '/')
-        return false;
-    memcpy(case_id, value, CF_UUID_LEN);
-    case_id[CF_UUID_LEN] = '\0';
-    memcpy(event_id, value + CF_UUID_LEN + 1, CF_UUID_LEN);
-    event_id[CF_UUID_LEN] = '\0';
-    return cf_uuid_valid(case_id) && cf_uuid_valid(event_id);
+    return cf_redis_script_new(fold_lua, CF_REDIS_SCRIPT_IDEMPOTENT, out, errbuf, errlen);
 }
 
-cf_status intake_fold(struct cf_redis *redis, const char *const *keys, size_t nkeys,
-                      const char *event_id, const char *new_case_id, long long ttl_seconds,
+cf_status intake_fold(struct cf_redis *redis, const struct cf_redis_script *script,
+                      const char *const *keys, size_t nkeys, const char *event_id,
+                      const char *new_case_id, long long ttl_seconds, const char *inquiry_id,
                       struct intake_fold_result *out, char *errbuf, size_t errlen)
 {
-    char claim[INTAKE_CLAIM_LEN + 1];
-    char held_case[CF_UUID_LEN + 1], held_event[CF_UUID_LEN + 1];
-    char *held = NULL;
-    size_t held_len = 0;
-    cf_status st = CF_OK;
+    const char *all_keys[INTAKE_FOLD_MAX_KEYS + 1];
+    char link_key[INTAKE_STAGE_KEY_MAX];
+    char claim[INTAKE_CLAIM_LEN + 1], ttl[24], link_ttl[24] = "";
+    struct cf_redis_value *v = NULL;
+    cf_status st;
 
-    if (!cf_uuid_valid(event_id) || !cf_uuid_valid(new_case_id) || nkeys == 0)
+    if (script == NULL || !cf_uuid_valid(event_id) || !cf_uuid_valid(new_case_id) || nkeys == 0 ||
+        nkeys > INTAKE_FOLD_MAX_KEYS || ttl_seconds <= 0)
         return cf_fail(errbuf, errlen, CF_EINVAL, "fold: bad arguments");
     memset(out, 0, sizeof(*out));
-    (void)snprintf(claim, sizeof(claim), "%s/%s", new_case_id, event_id);
-
-    for (size_t i = 0; i < nkeys; i++) {
-        bool was_set = false;
-        /* A claim can expire between SET NX and GET; then claim it again (a few times only:
-         * it cannot keep expiring). */
-        for (int attempt = 0; attempt < 3; attempt++) {
-            st = cf_redis_set_nx(redis, keys[i], claim, INTAKE_CLAIM_LEN, ttl_seconds, &was_set,
-                                 errbuf, errlen);
-            if (st != CF_OK || was_set)
-                break;
-            st = cf_redis_get(redis, keys[i], &held, &held_len, errbuf, errlen);
-            if (st != CF_ENOTFOUND)
-                break;
-        }
-        if (st == CF_ENOTFOUND)
-            st = cf_fail(errbuf, errlen, CF_EIO, "fold: %s keeps expiring", keys[i]);
-        if (st != CF_OK)
-            goto out;
-        if (was_set)
-            continue;
-        if (!parse_claim(held, held_len, held_case, held_event)) {
-            st = cf_fail(errbuf, errlen, CF_EINVAL, "fold: %s does not hold a claim", keys[i]);
-            goto out;
-        }
-        bool ours = strcmp(held_event, event_id) == 0;
-        if (strcmp(held, claim) != 0) {
-            /* The keys claimed before this one point at our claim; point them at the claim
-             * that wins, so a retry of this event, or the next duplicate, gets the same
-             * answer whichever key it tries first. */
-            for (size_t k = 0; k < i; k++) {
-                st = cf_redis_set(redis, keys[k], held, held_len, ttl_seconds, errbuf, errlen);
-                if (st != CF_OK)
-                    goto out;
-            }
-        }
-        memcpy(claim, held, INTAKE_CLAIM_LEN);
-        claim[INTAKE_CLAIM_LEN] = '\0';
-        free(held);
-        held = NULL;
-        if (!ours) {
-            out->duplicate = true;
-            break;
-        }
+    for (size_t i = 0; i < nkeys; i++)
+        all_keys[i] = keys[i];
+    if (inquiry_id != NULL) {
+        if ((st = intake_journey_link_key(inquiry_id, link_key, errbuf, errlen)) != CF_OK)
+            return st;
+        all_keys[nkeys] = link_key;
+        (void)snprintf(link_ttl, sizeof(link_ttl), "%lld", INTAKE_STAGE_TTL_SECONDS);
     }
-    memcpy(out->case_id, claim, CF_UUID_LEN);
-    out->case_id[CF_UUID_LEN] = '\0';
+    (void)snprintf(claim, sizeof(claim), "%s/%s", new_case_id, event_id);
+    (void)snprintf(ttl, sizeof(ttl), "%lld", ttl_seconds);
+    const char *args[] = {claim, event_id, ttl, link_ttl};
+    st = cf_redis_script_run(redis, script, nkeys + (inquiry_id != NULL ? 1 : 0), all_keys, 4, args,
+                             NULL, &v, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    if (v->type != CF_REDIS_ARRAY || v->count != 2 || v->elements[0].type != CF_REDIS_STRING ||
+        v->elements[1].type != CF_REDIS_INT || !cf_uuid_valid(v->elements[0].str)) {
+        st = cf_fail(errbuf, errlen, CF_EINVAL, "fold: unexpected reply from the script");
+        goto out;
+    }
+    memcpy(out->case_id, v->elements[0].str, CF_UUID_LEN + 1);
+    out->duplicate = v->elements[1].integer != 0;
 out:
-    free(held);
+    cf_redis_value_free(v);
     return st;
 }
 
@@ -391,10 +409,9 @@ static cf_status handle_submitted(struct intake *intake, const struct cf_kafka_r
     }
     for (size_t i = 0; i < nkeys; i++)
         key_ptrs[i] = keys[i];
-    st = intake_fold(intake->redis, key_ptrs, nkeys, cause, new_case_id, INTAKE_FOLD_TTL_SECONDS,
-                     &fold, errbuf, errlen);
-    if (st == CF_OK)
-        st = intake_journey_link(intake->redis, inquiry_id, fold.case_id, errbuf, errlen);
+    /* One round trip: the claims and the inquiry's link to its case (journey.h). */
+    st = intake_fold(intake->redis, intake->fold, key_ptrs, nkeys, cause, new_case_id,
+                     INTAKE_FOLD_TTL_SECONDS, inquiry_id, &fold, errbuf, errlen);
     if (st != CF_OK)
         goto out;
     if (fold.duplicate) {

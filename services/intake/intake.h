@@ -3,7 +3,7 @@
  *
  * The steps are separate functions so that each can be tested on its own:
  *   intake_patient_key / intake_fold_key  keyed hashes of the person (pure, no personal data out)
- *   intake_fold                           the Redis claims that fold duplicates (SET NX + GET)
+ *   intake_fold                           the Redis claims that fold duplicates (one Lua script)
  *   intake_build_case_opened              the CaseOpened record in caseflow's JSON form (pure)
  *   intake_handle                         the cf_kafka_handler that ties them together
  * The rules and the reasons behind them are in README.md ("Kafka path"). */
@@ -88,16 +88,26 @@ struct intake_fold_result {
     bool duplicate;                /* true: another event opened that case */
 };
 
+/* The Lua script intake_fold runs (CF_REDIS_SCRIPT_IDEMPOTENT). Created once at start; talks
+ * to no server; immutable, so the loop may share it. *out is the caller's
+ * (cf_redis_script_free). CF_ENOMEM only. */
+cf_status intake_fold_script_new(struct cf_redis_script **out, char *errbuf, size_t errlen);
+
 /* Claims keys[0..nkeys) in order for the event, each with SET NX EX ttl_seconds and the value
  * "<case_id>/<event_id>" (new_case_id at first). A key that is already held is read back: if
  * its event is event_id, it is this event's own claim from an earlier, aborted attempt and its
  * case_id is adopted (so a retried batch reopens the same case); otherwise the inquiry is a
  * duplicate of that claim's case, the keys claimed before it are pointed at that claim (SET EX,
  * so a retry answers the same) and the rest are left alone. out->case_id is new_case_id only
- * when no claim existed. CF_EIO/CF_ETIMEOUT when Redis fails (retry the batch), CF_EINVAL when a
- * key is malformed or holds something that is not a claim. */
-cf_status intake_fold(struct cf_redis *redis, const char *const *keys, size_t nkeys,
-                      const char *event_id, const char *new_case_id, long long ttl_seconds,
+ * when no claim existed. When inquiry_id is not NULL the inquiry is also linked to the case it
+ * ends in, as intake_journey_link does. All of it is one script (script, from
+ * intake_fold_script_new) run atomically in one round trip; running it again for the same event
+ * gives the same answer and leaves Redis as it was. 1 <= nkeys <= INTAKE_FOLD_MAX_KEYS.
+ * CF_EIO/CF_ETIMEOUT when Redis fails (retry the batch), CF_EINVAL when an argument or a key is
+ * malformed or a key holds something that is not a claim. */
+cf_status intake_fold(struct cf_redis *redis, const struct cf_redis_script *script,
+                      const char *const *keys, size_t nkeys, const char *event_id,
+                      const char *new_case_id, long long ttl_seconds, const char *inquiry_id,
                       struct intake_fold_result *out, char *errbuf, size_t errlen);
 
 /* What intake_build_case_opened needs besides the InquirySubmitted. */
@@ -128,6 +138,7 @@ struct intake {
     size_t secret_len;
     const char *producer;
     const struct intake_journey_scripts *stages;
+    const struct cf_redis_script *fold; /* intake_fold_script_new */
 };
 
 /* cf_kafka_handler of intake's loop (ctx is a struct intake). For caseflow.inquiry.submitted:

@@ -156,13 +156,22 @@ cf_status intake_journey_record(struct cf_redis *redis, const struct intake_jour
     return cf_redis_script_run(redis, s->record, 1, keys, 5, args, NULL, NULL, errbuf, errlen);
 }
 
+cf_status intake_journey_link_key(const char *inquiry_id, char key[INTAKE_STAGE_KEY_MAX],
+                                  char *errbuf, size_t errlen)
+{
+    if (!cf_uuid_valid(inquiry_id))
+        return cf_fail(errbuf, errlen, CF_EINVAL, "inquiry id: not a UUID");
+    (void)snprintf(key, INTAKE_STAGE_KEY_MAX, CASE_OF_PREFIX "%s", inquiry_id);
+    return CF_OK;
+}
+
 cf_status intake_journey_link(struct cf_redis *redis, const char *inquiry_id, const char *case_id,
                               char *errbuf, size_t errlen)
 {
     char key[INTAKE_STAGE_KEY_MAX];
     if (!cf_uuid_valid(inquiry_id) || !cf_uuid_valid(case_id))
         return cf_fail(errbuf, errlen, CF_EINVAL, "inquiry or case id: not a UUID");
-    (void)snprintf(key, sizeof(key), CASE_OF_PREFIX "%s", inquiry_id);
+    (void)intake_journey_link_key(inquiry_id, key, NULL, 0);
     return cf_redis_set(redis, key, case_id, CF_UUID_LEN, INTAKE_STAGE_TTL_SECONDS, errbuf, errlen);
 }
 

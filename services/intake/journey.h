@@ -66,8 +66,15 @@ struct intake_journey_scripts {
 cf_status intake_journey_scripts_new(struct intake_journey_scripts *s, char *errbuf, size_t errlen);
 void intake_journey_scripts_free(struct intake_journey_scripts *s); /* NULL-safe parts */
 
+/* The Redis key (without the connection's prefix) that links inquiry_id to its case:
+ * "intake:case-of:<inquiry_id>", into key (INTAKE_STAGE_KEY_MAX bytes). CF_EINVAL if inquiry_id
+ * is not a UUID. Pure. */
+cf_status intake_journey_link_key(const char *inquiry_id, char key[INTAKE_STAGE_KEY_MAX],
+                                  char *errbuf, size_t errlen);
+
 /* Remembers that inquiry_id belongs to case_id (opened or folded into it) for
- * INTAKE_STAGE_TTL_SECONDS. CF_EINVAL for ids that are not UUIDs, Redis errors. */
+ * INTAKE_STAGE_TTL_SECONDS. CF_EINVAL for ids that are not UUIDs, Redis errors. The Kafka path
+ * links inside intake_fold's script instead (same key, value and TTL), saving a round trip. */
 cf_status intake_journey_link(struct cf_redis *redis, const char *inquiry_id, const char *case_id,
                               char *errbuf, size_t errlen);
 

@@ -25,6 +25,7 @@ int main(int argc, char **argv)
     struct cf_kafka_loop *loop = NULL;
     struct intake_http *http = NULL;
     struct intake_journey_scripts stages = {NULL, NULL};
+    struct cf_redis_script *fold = NULL;
     const char *topics[] = {INTAKE_INPUT_TOPIC, INTAKE_STAGE_TOPICS};
     char err[512] = "";
     int rc = cf_service_args(argc, argv, config_table, n);
@@ -39,9 +40,16 @@ int main(int argc, char **argv)
     rc = 1;
 
     const char *secret = cf_config_string(svc.config, "CASEFLOW_INTAKE_IDENTITY_SECRET");
-    struct intake intake = {svc.serde,      svc.redis,       (const unsigned char *)secret,
-                            strlen(secret), INTAKE_PRODUCER, &stages};
     st = intake_journey_scripts_new(&stages, err, sizeof(err));
+    if (st == CF_OK)
+        st = intake_fold_script_new(&fold, err, sizeof(err));
+    struct intake intake = {.serde = svc.serde,
+                            .redis = svc.redis,
+                            .secret = (const unsigned char *)secret,
+                            .secret_len = strlen(secret),
+                            .producer = INTAKE_PRODUCER,
+                            .stages = &stages,
+                            .fold = fold};
     if (st == CF_OK)
         st = cf_kafka_loop_new(svc.config, INTAKE_SERVICE, INTAKE_GROUP, topics,
                                sizeof(topics) / sizeof(topics[0]), intake_handle, &intake, &loop,
@@ -62,6 +70,7 @@ int main(int argc, char **argv)
 out:
     intake_http_stop(http);
     cf_kafka_loop_free(loop);
+    cf_redis_script_free(fold);
     intake_journey_scripts_free(&stages);
     cf_service_stop(&svc);
     return rc;

@@ -296,6 +296,47 @@ static void test_time_zone(void **state)
     assert_false(intake_check_time_zone(longname));
 }
 
+/* Answers are remembered per zone (a bounded cache): more zones than it holds, each asked
+ * twice in turn, all still answer right, and remembered zones never make another name valid. */
+static void test_time_zone_cache(void **state)
+{
+    (void)state;
+    static const char *const regions[] = {"Etc/GMT+", "Etc/GMT-"};
+    char zone[32];
+    for (int round = 0; round < 2; round++)
+        for (size_t r = 0; r < 2; r++)
+            for (int h = 1; h <= 12; h++) {
+                (void)snprintf(zone, sizeof zone, "%s%d", regions[r], h);
+                assert_true(intake_check_time_zone(zone));
+            }
+    static const char *const zones[] = {
+        "Europe/Istanbul",     "Europe/Berlin",   "Europe/London",     "Europe/Paris",
+        "Europe/Madrid",       "Europe/Rome",     "Europe/Dublin",     "Europe/Amsterdam",
+        "Europe/Moscow",       "Europe/Athens",   "Europe/Vienna",     "Europe/Warsaw",
+        "Europe/Prague",       "Europe/Lisbon",   "Europe/Helsinki",   "Europe/Kyiv",
+        "Asia/Kolkata",        "Asia/Kathmandu",  "Asia/Tokyo",        "Asia/Dubai",
+        "Asia/Riyadh",         "Asia/Jerusalem",  "Asia/Shanghai",     "Asia/Singapore",
+        "Asia/Seoul",          "Asia/Bangkok",    "Asia/Jakarta",      "Asia/Karachi",
+        "Asia/Tehran",         "Asia/Baku",       "Asia/Tbilisi",      "Asia/Yerevan",
+        "America/New_York",    "America/Chicago", "America/Denver",    "America/Phoenix",
+        "America/Los_Angeles", "America/Toronto", "America/Vancouver", "America/Mexico_City",
+        "America/Bogota",      "America/Lima",    "America/Santiago",  "America/Sao_Paulo",
+        "Africa/Cairo",        "Africa/Lagos",    "Africa/Nairobi",    "Africa/Johannesburg",
+        "Australia/Sydney",    "Australia/Perth", "Pacific/Auckland",  "Pacific/Honolulu",
+        "Atlantic/Reykjavik",  "Atlantic/Azores", "Indian/Maldives",   "Etc/UTC",
+    };
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++)
+            assert_true(intake_check_time_zone(zones[i]));
+    assert_true(intake_check_time_zone("Etc/GMT+1")); /* pushed out of the cache by now */
+    assert_false(intake_check_time_zone("europe/istanbul"));
+    assert_false(intake_check_time_zone("Europe/Istanbul/"));
+    assert_false(intake_check_time_zone("Europe/Istanbul "));
+    assert_false(intake_check_time_zone("posix/Europe/Istanbul"));
+    assert_false(intake_check_time_zone("Mars/Olympus"));
+    assert_false(intake_check_time_zone("Mars/Olympus"));
+}
+
 /* ---- language ---- */
 
 static void expect_lang(const char *tag, const char *want)
@@ -582,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_phone_international),
         cmocka_unit_test(test_phone_failures),
         cmocka_unit_test(test_time_zone),
+        cmocka_unit_test(test_time_zone_cache),
         cmocka_unit_test(test_language),
         cmocka_unit_test(test_inquiry_samples_unchanged),
         cmocka_unit_test(test_inquiry_messy_en),
