@@ -2,11 +2,14 @@
  * inquiry into one InquirySubmitted on caseflow.inquiry.submitted, GET /v1/inquiries/{id}
  * answers the stage of an inquiry this service accepted, /healthz and /readyz answer probes.
  *
- * The server is libmicrohttpd with one internal polling thread. Everything a request touches
- * (its own idempotent producer, registry, serde and Redis connection) belongs to that thread
- * alone, apart from the transactional loop in main.c: avro-c and hiredis objects are not
- * thread-safe, and one thread needs no lock. The rules and the reasons behind them are in
- * README.md ("HTTP endpoint").
+ * The server is libmicrohttpd driven by one thread of ours (external polling, epoll).
+ * Everything a request touches (its own idempotent producer, registry, serde and Redis
+ * connection) belongs to that thread alone, apart from the transactional loop in main.c:
+ * avro-c and hiredis objects are not thread-safe, and one thread needs no lock. A POST never
+ * holds that thread while the broker acknowledges it: its connection is suspended, the record
+ * enqueued (librdkafka batches the records of many requests), and the answer sent from the
+ * delivery report; Redis work is pipelined across the requests of one turn of the loop. The
+ * rules and the reasons behind them are in README.md ("HTTP endpoint") and api.c.
  *
  * The pure helpers below (content type, routes, error bodies, idempotency keys) are what the
  * unit tests exercise; intake_http_start/_stop are the wiring that integration tests run. */
@@ -48,7 +51,10 @@
     {"CASEFLOW_INTAKE_HTTP_MAX_BODY", CF_CONFIG_INT, "262144", 1024, 1048576,                    \
      "largest POST body accepted, in bytes; larger is 413"},                                     \
     {"CASEFLOW_INTAKE_HTTP_PRODUCE_TIMEOUT_MS", CF_CONFIG_INT, "10000", 100, 120000,             \
-     "longest wait for the broker's acknowledgement of one inquiry before answering 503"}
+     "longest wait for the broker's acknowledgement of one inquiry before answering 503"},       \
+    {"CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS", CF_CONFIG_INT, "1024", 1, 65536,                    \
+     "most HTTP connections open at once (each idle keep-alive one holds a slot until its "     \
+     "30 s timeout); keep it under the process's open-file limit"}
 /* clang-format on */
 
 /* ---- Pure helpers ------------------------------------------------------------------------ */
@@ -110,7 +116,8 @@ struct intake_http;
  * result CF_OK): creates the HTTP path's own idempotent producer, registry client, serde and
  * Redis connection, checks once that Redis, the registry and the broker answer (the /readyz
  * state; if one does not, /readyz says 503 and checks again at most every 2 s), then listens
- * on CASEFLOW_INTAKE_HTTP_BIND:PORT. config and stages (the scripts GET reads stages with) are
+ * on CASEFLOW_INTAKE_HTTP_BIND:PORT (at most CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS connections)
+ * and starts the server thread. config and stages (the scripts GET reads stages with) are
  * borrowed and must outlive the server; config must
  * hold the common, Kafka and Redis entries and INTAKE_HTTP_CONFIG_ENTRIES. CF_EIO when the
  * address cannot be bound, CF_ECONFIG for a bad bind address, CF_ENOMEM; errbuf says why.
@@ -120,8 +127,9 @@ cf_status intake_http_start(const struct cf_config *config,
                             const struct intake_journey_scripts *stages, struct intake_http **out,
                             char *errbuf, size_t errlen);
 
-/* Stops listening, waits for the request in progress (bounded by the produce timeout), then
- * frees the clients. NULL-safe. */
+/* Stops the server: POSTs in progress are finished (each within the produce timeout; new
+ * POSTs meanwhile are answered 503), then the server thread ends, every connection is closed
+ * at once (idle keep-alive ones too), and the clients are freed. NULL-safe. */
 void intake_http_stop(struct intake_http *http);
 
 #endif

@@ -3,7 +3,9 @@
  * InquirySubmitted is on caseflow.inquiry.submitted, and intake's own loop opens a case
  * correlated with that id; the same Idempotency-Key again answers the same id and produces
  * nothing; 400 (malformed JSON, unknown field), 413, 415, 405, 404, health, readiness and the
- * status resource behave as README.md says; SIGTERM stops the service with status 0.
+ * status resource behave as README.md says; many POSTs at once are all answered; connections
+ * past the configured limit are refused; SIGTERM stops the service with status 0 at once, even
+ * with every connection slot held by an idle keep-alive client.
  *
  * The service gets a free port, its own instance id and identity secret; the test looks only
  * at records with this run's fresh inquiry ids. Every wait is bounded. */
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -43,6 +46,9 @@
 #define EVENT_TIMEOUT_MS 90000
 #define STOP_TIMEOUT_MS 40000
 #define HTTP_TIMEOUT_MS 40000
+/* POSTs sent at once, and the connection limit the service gets (all held idle at SIGTERM). */
+#define CONCURRENT 24
+#define IDLE_CONNECTIONS 32
 
 static const struct cf_config_entry table[] = {
     CF_CONFIG_COMMON_ENTRIES,
@@ -378,6 +384,105 @@ static struct reply post_json(const json_t *inq, const char *idem)
     return r;
 }
 
+/* A TCP connection to intake's port. */
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {5, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    return fd;
+}
+
+/* One request on fd that leaves it open and idle: true iff its answer came back. A POST
+ * refused at its last call (400, malformed JSON) is used, because libmicrohttpd 0.9.75 closes
+ * every connection whose answer is queued at the first call, as GETs and early refusals are. */
+static bool raw_keep_alive(int fd)
+{
+    static const char req[] = "POST /v1/inquiries HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 3\r\n\r\n{x}";
+    char buf[1024];
+    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1))
+        return false;
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return strncmp(buf, "HTTP/1.1 400", 12) == 0 && strstr(buf, "Connection: close") == NULL;
+}
+
+/* CONCURRENT POSTs in flight at once with curl's multi interface; the last two share a key. */
+static void concurrent_posts(void)
+{
+    CURLM *multi = curl_multi_init();
+    CURL *easy[CONCURRENT];
+    struct curl_slist *hdrs[CONCURRENT];
+    char *bodies[CONCURRENT], *answers[CONCURRENT];
+    size_t answer_len[CONCURRENT];
+    FILE *sinks[CONCURRENT];
+    char ids[CONCURRENT][CF_UUID_LEN + 1];
+    char url[128];
+    assert_non_null(multi);
+    snprintf(url, sizeof(url), "%s/v1/inquiries", base_url);
+    for (int i = 0; i < CONCURRENT; i++) {
+        char h[160];
+        json_t *inq = sample(NULL);
+        bodies[i] = json_dumps(inq, JSON_COMPACT);
+        json_decref(inq);
+        snprintf(h, sizeof(h), "Idempotency-Key: test-intake-http-%s-c%d", run_id,
+                 i < CONCURRENT - 1 ? i : CONCURRENT - 2);
+        hdrs[i] = curl_slist_append(NULL, h);
+        hdrs[i] = curl_slist_append(hdrs[i], "Content-Type: application/json");
+        hdrs[i] = curl_slist_append(hdrs[i], "Expect:");
+        answers[i] = NULL;
+        sinks[i] = open_memstream(&answers[i], &answer_len[i]);
+        easy[i] = curl_easy_init();
+        assert_non_null(easy[i]);
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hdrs[i]);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, sinks[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    int running = 1;
+    while (running > 0) {
+        assert_int_equal(curl_multi_perform(multi, &running), CURLM_OK);
+        if (running > 0)
+            assert_int_equal(curl_multi_poll(multi, NULL, 0, 500, NULL), CURLM_OK);
+    }
+    for (int i = 0; i < CONCURRENT; i++) {
+        long code = 0;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &code);
+        fclose(sinks[i]);
+        if (code != 202)
+            fail_msg("concurrent POST %d: %ld %s", i, code, answers[i]);
+        json_t *doc = json_loads(answers[i], 0, NULL);
+        assert_non_null(doc);
+        snprintf(ids[i], sizeof(ids[i]), "%s",
+                 json_string_value(json_object_get(doc, "inquiry_id")));
+        json_decref(doc);
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        curl_slist_free_all(hdrs[i]);
+        free(bodies[i]);
+        free(answers[i]);
+    }
+    curl_multi_cleanup(multi);
+    assert_string_equal(ids[CONCURRENT - 1], ids[CONCURRENT - 2]);
+    for (int i = 0; i < CONCURRENT - 1; i++) {
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+        if (wait_record("caseflow.inquiry.submitted", ids[i], EVENT_TIMEOUT_MS) == NULL)
+            fail_msg("no InquirySubmitted for concurrent POST %d", i);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -415,7 +520,8 @@ static void test_intake_http(void **state)
              "CASEFLOW_INTAKE_IDENTITY_SECRET=test-intake-http-%s-0123456789abcdef", run_id);
     snprintf(env[2], sizeof(env[2]), "CASEFLOW_INTAKE_HTTP_PORT=%d", port);
     snprintf(env[3], sizeof(env[3]), "CASEFLOW_BATCH_MAX_MS=50");
-    size_t ne = 4;
+    snprintf(env[4], sizeof(env[4]), "CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS=%d", IDLE_CONNECTIONS);
+    size_t ne = 5;
     intake_pid = cf_test_spawn_service(INTAKE, env, ne, log_path);
 
     /* Ready: the producer, registry and Redis answered. */
@@ -635,9 +741,31 @@ static void test_intake_http(void **state)
     assert_non_null(strstr(log, id_a));
     free(log);
 
-    /* 5. SIGTERM: exit 0. */
+    /* 5. Many POSTs at once are served together (the server thread never waits for the
+     * broker): every one 202, each its own inquiry on the topic, and two racing with one key
+     * both answer the first one's id. */
+    concurrent_posts();
+    cf_clock_sleep_ms(500); /* lets intake see those connections closed: they held slots */
+
+    /* 6. Connections past CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS are closed unanswered, and
+     * SIGTERM with every slot held by an idle keep-alive connection exits 0 at once (not after
+     * libmicrohttpd's 30 s idle timeout). */
+    int idle[IDLE_CONNECTIONS + 1];
+    for (int i = 0; i < IDLE_CONNECTIONS; i++) {
+        idle[i] = raw_connect(port);
+        assert_true(raw_keep_alive(idle[i]));
+    }
+    idle[IDLE_CONNECTIONS] = raw_connect(port);
+    assert_false(raw_keep_alive(idle[IDLE_CONNECTIONS]));
+    int64_t t0 = cf_clock_mono_ms();
     int status = cf_test_stop_child(&intake_pid, STOP_TIMEOUT_MS);
+    int64_t stop_ms = cf_clock_mono_ms() - t0;
+    fprintf(stderr, "stopped in %lld ms with %d idle keep-alive connections\n", (long long)stop_ms,
+            IDLE_CONNECTIONS);
     assert_int_equal(status, 0);
+    assert_true(stop_ms < 5000);
+    for (int i = 0; i <= IDLE_CONNECTIONS; i++)
+        close(idle[i]);
     unlink(log_path);
     json_decref(inq_a);
     json_decref(inq_again);

@@ -1,5 +1,5 @@
 /* test_intake_http.c — the pure parts of intake's HTTP endpoint: Content-Type, routes, error
- * bodies, schema error paths and idempotency keys. No server. */
+ * bodies, schema error paths, idempotency keys and the connection limit setting. No server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,8 +42,7 @@ static void test_routes(void **state)
     assert_int_equal(intake_http_route_of("/healthz", id), INTAKE_HTTP_ROUTE_HEALTHZ);
     assert_int_equal(intake_http_route_of("/readyz", id), INTAKE_HTTP_ROUTE_READYZ);
     assert_int_equal(intake_http_route_of("/v1/inquiries", id), INTAKE_HTTP_ROUTE_INQUIRIES);
-    assert_int_equal(intake_http_route_of("/v1/inquiries/70CA9B5A-5285-48f5-aed5-5a45ceea230a",
-                                          id),
+    assert_int_equal(intake_http_route_of("/v1/inquiries/70CA9B5A-5285-48f5-aed5-5a45ceea230a", id),
                      INTAKE_HTTP_ROUTE_INQUIRY);
     assert_string_equal(id, "70ca9b5a-5285-48f5-aed5-5a45ceea230a");
     assert_int_equal(intake_http_route_of("/v1/inquiries/not-a-uuid", id),
@@ -97,11 +96,10 @@ static void test_schema_error(void **state)
                              sizeof(msg));
     assert_string_equal(path, "$.patient.nickname");
     assert_string_equal(msg, "unknown field");
-    intake_http_schema_error("$.inquiry.reports[1].url: expected a string", path, sizeof(path),
-                             msg, sizeof(msg));
-    assert_string_equal(path, "$.reports[1].url");
-    intake_http_schema_error("$.inquiry: expected an object", path, sizeof(path), msg,
+    intake_http_schema_error("$.inquiry.reports[1].url: expected a string", path, sizeof(path), msg,
                              sizeof(msg));
+    assert_string_equal(path, "$.reports[1].url");
+    intake_http_schema_error("$.inquiry: expected an object", path, sizeof(path), msg, sizeof(msg));
     assert_string_equal(path, "$");
     assert_string_equal(msg, "expected an object");
     intake_http_schema_error("$.inquiryx.a: unknown field", path, sizeof(path), msg, sizeof(msg));
@@ -148,19 +146,42 @@ static void test_idem_key(void **state)
     assert_null(strstr(a, "key-1"));
     /* SHA-256("abc") */
     assert_int_equal(intake_http_idem_redis_key("abc", a), CF_OK);
-    assert_string_equal(a + 17,
-                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_equal(a + 17, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_int_equal(intake_http_idem_redis_key("key-2", b), CF_OK);
     assert_string_not_equal(a, b);
     assert_int_equal(intake_http_idem_redis_key(NULL, a), CF_EINVAL);
 }
 
+/* The connection limit is a setting: 1024 unless CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS says
+ * otherwise, within 1..65536. */
+static void test_config_max_connections(void **state)
+{
+    (void)state;
+    const struct cf_config_entry table[] = {INTAKE_HTTP_CONFIG_ENTRIES};
+    const size_t n = sizeof(table) / sizeof(table[0]);
+    struct cf_config *config = NULL;
+    char err[256] = "";
+    char *none[] = {NULL};
+    char *some[] = {"CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS=4096", NULL};
+    char *zero[] = {"CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS=0", NULL};
+    assert_int_equal(cf_config_load(table, n, none, &config, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_config_int(config, "CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS"), 1024);
+    cf_config_free(config);
+    assert_int_equal(cf_config_load(table, n, some, &config, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_config_int(config, "CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS"), 4096);
+    cf_config_free(config);
+    config = NULL;
+    assert_int_equal(cf_config_load(table, n, zero, &config, err, sizeof(err)), CF_ECONFIG);
+    assert_non_null(strstr(err, "CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS"));
+    cf_config_free(config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_content_type),  cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_errors_json),   cmocka_unit_test(test_schema_error),
-        cmocka_unit_test(test_idem_key),
+        cmocka_unit_test(test_content_type), cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_errors_json),  cmocka_unit_test(test_schema_error),
+        cmocka_unit_test(test_idem_key),     cmocka_unit_test(test_config_max_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
