@@ -100,9 +100,9 @@ cf_status intake_fold_script_new(struct cf_redis_script **out, char *errbuf, siz
  * duplicate of that claim's case, the keys claimed before it are pointed at that claim (SET EX,
  * so a retry answers the same) and the rest are left alone. out->case_id is new_case_id only
  * when no claim existed. When inquiry_id is not NULL the inquiry is also linked to the case it
- * ends in, as intake_journey_link does. All of it is one script (script, from
- * intake_fold_script_new) run atomically in one round trip; running it again for the same event
- * gives the same answer and leaves Redis as it was. 1 <= nkeys <= INTAKE_FOLD_MAX_KEYS.
+ * ends in (intake_journey_link_key, INTAKE_STAGE_TTL_SECONDS). All of it is one script (script,
+ * from intake_fold_script_new) run atomically in one round trip; running it again for the same
+ * event gives the same answer and leaves Redis as it was. 1 <= nkeys <= INTAKE_FOLD_MAX_KEYS.
  * CF_EIO/CF_ETIMEOUT when Redis fails (retry the batch), CF_EINVAL when an argument or a key is
  * malformed or a key holds something that is not a claim. */
 cf_status intake_fold(struct cf_redis *redis, const struct cf_redis_script *script,

@@ -165,16 +165,6 @@ cf_status intake_journey_link_key(const char *inquiry_id, char key[INTAKE_STAGE_
     return CF_OK;
 }
 
-cf_status intake_journey_link(struct cf_redis *redis, const char *inquiry_id, const char *case_id,
-                              char *errbuf, size_t errlen)
-{
-    char key[INTAKE_STAGE_KEY_MAX];
-    if (!cf_uuid_valid(inquiry_id) || !cf_uuid_valid(case_id))
-        return cf_fail(errbuf, errlen, CF_EINVAL, "inquiry or case id: not a UUID");
-    (void)intake_journey_link_key(inquiry_id, key, NULL, 0);
-    return cf_redis_set(redis, key, case_id, CF_UUID_LEN, INTAKE_STAGE_TTL_SECONDS, errbuf, errlen);
-}
-
 cf_status intake_journey_lookup(struct cf_redis *redis, const struct intake_journey_scripts *s,
                                 const char *inquiry_id, bool accepted,
                                 struct intake_journey_view *out, char *errbuf, size_t errlen)

@@ -66,17 +66,12 @@ struct intake_journey_scripts {
 cf_status intake_journey_scripts_new(struct intake_journey_scripts *s, char *errbuf, size_t errlen);
 void intake_journey_scripts_free(struct intake_journey_scripts *s); /* NULL-safe parts */
 
-/* The Redis key (without the connection's prefix) that links inquiry_id to its case:
+/* The Redis key (without the connection's prefix) that links inquiry_id to its case for
+ * INTAKE_STAGE_TTL_SECONDS (written by intake_fold when the inquiry is opened or folded):
  * "intake:case-of:<inquiry_id>", into key (INTAKE_STAGE_KEY_MAX bytes). CF_EINVAL if inquiry_id
  * is not a UUID. Pure. */
 cf_status intake_journey_link_key(const char *inquiry_id, char key[INTAKE_STAGE_KEY_MAX],
                                   char *errbuf, size_t errlen);
-
-/* Remembers that inquiry_id belongs to case_id (opened or folded into it) for
- * INTAKE_STAGE_TTL_SECONDS. CF_EINVAL for ids that are not UUIDs, Redis errors. The Kafka path
- * links inside intake_fold's script instead (same key, value and TTL), saving a round trip. */
-cf_status intake_journey_link(struct cf_redis *redis, const char *inquiry_id, const char *case_id,
-                              char *errbuf, size_t errlen);
 
 /* Records stage for case_id as of at_ms. CF_EINVAL for a case id that is not a UUID, Redis
  * errors. */
@@ -92,7 +87,7 @@ struct intake_journey_view {
     int64_t at_ms;   /* when the case reached it; -1 if unknown */
 };
 
-/* The stage of the inquiry inquiry_id: its link (intake_journey_link) names the case, whose
+/* The stage of the inquiry inquiry_id: its link (intake_journey_link_key) names the case, whose
  * recorded stage is read. An inquiry accepted but not yet opened (no link), or opened with no
  * stage recorded yet, is "received" with the case id when known. CF_ENOTFOUND if there is no
  * link and accepted (the caller's own record that it accepted the inquiry) is false; Redis
