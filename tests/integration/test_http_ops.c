@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "config.h"
 #include "http.h"
+#include "http_client.h"
 #include "kafka.h"
 #include "metrics.h"
 #include "redis.h"
@@ -52,6 +53,8 @@ static const struct cf_config_entry table[] = {
 };
 
 static char run_id[24];
+/* The last answer: each request frees the one before, the teardown the last. */
+static struct cf_test_reply last;
 static struct cf_registry *registry;
 
 static int setup(void **state)
@@ -70,20 +73,9 @@ static int teardown(void **state)
 {
     (void)state;
     cf_registry_free(registry);
+    cf_test_reply_free(&last);
     curl_global_cleanup();
     return 0;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* A config of the table: the environment's KAFKA_* and the stack's Redis and registry settings
@@ -119,50 +111,23 @@ static struct cf_config *load_config(int port, int redis_port)
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
-struct reply {
-    long status;
-    char body[16384];
-    size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+/* GET 127.0.0.1:port path. The answer is valid until the next request. */
+static struct cf_test_reply get(int port, const char *path)
 {
-    struct reply *r = ctx;
-    size_t n = size * nmemb;
-    if (r->len + n >= sizeof(r->body))
-        return 0;
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
-static struct reply get(int port, const char *path)
-{
-    struct reply r;
     char url[128];
-    memset(&r, 0, sizeof(r));
     (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *curl = curl_easy_init();
-    assert_non_null(curl);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_URL, url), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r), CURLE_OK);
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK)
-        fail_msg("GET %s: %s", path, curl_easy_strerror(rc));
-    assert_int_equal(curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status), CURLE_OK);
-    curl_easy_cleanup(curl);
-    return r;
+    cf_test_reply_free(&last);
+    last = cf_test_http("GET", url, NULL, NULL, 0, 10000);
+    if (last.status <= 0)
+        fail_msg("GET %s: no answer (%ld)", path, last.status);
+    return last;
 }
 
 /* Polls path until its body contains want, for up to timeout_ms. */
-static struct reply wait_for(int port, const char *path, const char *want, int timeout_ms)
+static struct cf_test_reply wait_for(int port, const char *path, const char *want, int timeout_ms)
 {
     int64_t deadline = cf_clock_mono_ms() + timeout_ms;
-    struct reply r = get(port, path);
+    struct cf_test_reply r = get(port, path);
     while (strstr(r.body, want) == NULL && cf_clock_mono_ms() < deadline) {
         cf_clock_sleep_ms(200);
         r = get(port, path);
@@ -202,7 +167,7 @@ static void test_ready_once_the_loop_has_partitions(void **state)
     char service[64], input[128], output[128], dlq[128], subject[160], err[512] = "";
     char want[256];
     int32_t id = 0;
-    int port = free_port();
+    int port = cf_test_free_port();
     (void)snprintf(service, sizeof(service), "opsit-%s", run_id);
     (void)snprintf(input, sizeof(input), "cftest.ops.%s.in", run_id);
     (void)snprintf(output, sizeof(output), "cftest.ops.%s.out", run_id);
@@ -234,7 +199,7 @@ static void test_ready_once_the_loop_has_partitions(void **state)
         fail_msg("start: %s", err);
 
     /* Redis and the registry are fine; the loop has not started. */
-    struct reply r = get(port, "/readyz");
+    struct cf_test_reply r = get(port, "/readyz");
     assert_int_equal(r.status, 503);
     assert_string_equal(r.body, "{\"status\":\"not_ready\",\"component\":\"kafka\","
                                 "\"failing\":[\"kafka\",\"consumer\"]}");
@@ -283,7 +248,7 @@ static void test_registry_subject_and_cache(void **state)
     (void)state;
     char topic[128], subject[160], err[512] = "";
     int32_t id = 0;
-    int port = free_port();
+    int port = cf_test_free_port();
     (void)snprintf(topic, sizeof(topic), "cftest.ops.%s.late", run_id);
     (void)snprintf(subject, sizeof(subject), "%s-value", topic);
     struct cf_config *config = load_config(port, 0);
@@ -297,7 +262,7 @@ static void test_registry_subject_and_cache(void **state)
                                   "\"failing\":[\"kafka\",\"consumer\",\"registry\"]}";
     /* The check answering this request ends after before. */
     int64_t before = cf_clock_mono_ms();
-    struct reply r = get(port, "/readyz");
+    struct cf_test_reply r = get(port, "/readyz");
     assert_int_equal(r.status, 503);
     assert_string_equal(r.body, missing);
 
@@ -320,14 +285,14 @@ static void test_redis_down(void **state)
 {
     (void)state;
     char err[512] = "";
-    int port = free_port();
-    struct cf_config *config = load_config(port, free_port());
+    int port = cf_test_free_port();
+    struct cf_config *config = load_config(port, cf_test_free_port());
     const struct cf_http_readiness readiness = {NULL, true, NULL};
     struct cf_http_ops *ops = NULL;
     if (cf_http_ops_start(config, PORT_KEY, BIND_KEY, NULL, &readiness, &ops, err, sizeof(err)) !=
         CF_OK)
         fail_msg("start: %s", err);
-    struct reply r = get(port, "/readyz");
+    struct cf_test_reply r = get(port, "/readyz");
     assert_int_equal(r.status, 503);
     assert_string_equal(r.body, "{\"status\":\"not_ready\",\"component\":\"kafka\","
                                 "\"failing\":[\"kafka\",\"consumer\",\"redis\"]}");

@@ -35,6 +35,7 @@
 #include "child.h"
 #include "clock.h"
 #include "config.h"
+#include "http_client.h"
 #include "kafka.h"
 #include "registry.h"
 #include "test_env.h"
@@ -65,108 +66,28 @@ static struct cf_serde *serde;
 static struct cf_kafka_consumer *consumer;
 static json_t *seen; /* {topic, key, value} of records that concern this run */
 
-/* ---- the child process ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* ---- HTTP ---- */
 
-struct reply {
-    long status;
-    char *body; /* NUL-terminated */
-    char content_type[128];
-    char allow[64];
-    char retry_after[16];
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
-{
-    fwrite(data, size, nmemb, ctx);
-    return size * nmemb;
-}
-
-static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen)
-{
-    size_t n = strlen(name);
-    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return;
-    const char *v = line + n + 1;
-    while (*v == ' ')
-        v++;
-    size_t vl = len - (size_t)(v - line);
-    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-        vl--;
-    snprintf(out, outlen, "%.*s", (int)vl, v);
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
-{
-    struct reply *r = ctx;
-    size_t len = size * nmemb;
-    header_value(data, len, "Content-Type", r->content_type, sizeof(r->content_type));
-    header_value(data, len, "Allow", r->allow, sizeof(r->allow));
-    header_value(data, len, "Retry-After", r->retry_after, sizeof(r->retry_after));
-    return len;
-}
-
 /* One request; ctype and idem may be NULL, body NULL means none. */
-static struct reply request(const char *method, const char *path, const char *ctype,
-                            const char *idem, const char *body, size_t body_len)
+static struct cf_test_reply request(const char *method, const char *path, const char *ctype,
+                                    const char *idem, const char *body, size_t body_len)
 {
-    struct reply r;
-    memset(&r, 0, sizeof(r));
-    size_t blen = 0;
-    FILE *sink = open_memstream(&r.body, &blen);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    char url[256], h1[160], h2[400];
-    snprintf(url, sizeof(url), "%s%s", base_url, path);
-    struct curl_slist *hdrs = NULL;
+    char url[256], h_type[160], h_idem[400];
+    const char *headers[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    (void)snprintf(url, sizeof(url), "%s%s", base_url, path);
     if (ctype != NULL) {
-        snprintf(h1, sizeof(h1), "Content-Type: %s", ctype);
-        hdrs = curl_slist_append(hdrs, h1);
+        (void)snprintf(h_type, sizeof(h_type), "Content-Type: %s", ctype);
+        headers[n++] = h_type;
     }
     if (idem != NULL) {
-        snprintf(h2, sizeof(h2), "Idempotency-Key: %s", idem);
-        hdrs = curl_slist_append(hdrs, h2);
+        (void)snprintf(h_idem, sizeof(h_idem), "Idempotency-Key: %s", idem);
+        headers[n++] = h_idem;
     }
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
-    CURLcode rc = curl_easy_perform(c);
-    fclose(sink);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    else
-        r.status = -(long)rc;
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
-    return r;
+    return cf_test_http(method, url, headers, body, body_len, HTTP_TIMEOUT_MS);
 }
 
-static json_t *reply_json(const struct reply *r)
+static json_t *reply_json(const struct cf_test_reply *r)
 {
     json_error_t jerr;
     json_t *doc = json_loads(r->body, 0, &jerr);
@@ -177,7 +98,7 @@ static json_t *reply_json(const struct reply *r)
 }
 
 /* Asserts an error answer: status, and an entry with code (and path if not NULL). */
-static void expect_error(struct reply r, long status, const char *code, const char *path)
+static void expect_error(struct cf_test_reply r, long status, const char *code, const char *path)
 {
     if (r.status != status)
         fail_msg("expected %ld, got %ld: %s", status, r.status, r.body);
@@ -274,7 +195,7 @@ static json_t *wait_stage(const char *url, const char *stage, const char *case_i
 {
     int64_t deadline = cf_clock_mono_ms() + EVENT_TIMEOUT_MS;
     for (;;) {
-        struct reply r = request("GET", url, NULL, NULL, NULL, 0);
+        struct cf_test_reply r = request("GET", url, NULL, NULL, NULL, 0);
         json_t *doc = r.status == 200 ? reply_json(&r) : NULL;
         free(r.body);
         const char *got = json_string_value(json_object_get(doc, "stage"));
@@ -375,11 +296,11 @@ static json_t *sample(char id[CF_UUID_LEN + 1])
     return inq;
 }
 
-static struct reply post_json(const json_t *inq, const char *idem)
+static struct cf_test_reply post_json(const json_t *inq, const char *idem)
 {
     char *text = json_dumps(inq, JSON_COMPACT);
-    struct reply r = request("POST", "/v1/inquiries", "application/json; charset=utf-8", idem, text,
-                             strlen(text));
+    struct cf_test_reply r = request("POST", "/v1/inquiries", "application/json; charset=utf-8",
+                                     idem, text, strlen(text));
     free(text);
     return r;
 }
@@ -445,7 +366,7 @@ static void concurrent_posts(void)
         curl_easy_setopt(easy[i], CURLOPT_URL, url);
         curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, bodies[i]);
         curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hdrs[i]);
-        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, cf_test_curl_to_file);
         curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, sinks[i]);
         curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, (long)HTTP_TIMEOUT_MS);
         curl_multi_add_handle(multi, easy[i]);
@@ -512,7 +433,7 @@ static int teardown(void **state)
 static void test_intake_http(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = cf_test_free_port();
     snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", port);
     static char env[8][160];
     snprintf(env[0], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-intake-http-%s", run_id);
@@ -526,7 +447,7 @@ static void test_intake_http(void **state)
 
     /* Ready: the producer, registry and Redis answered. */
     int64_t deadline = cf_clock_mono_ms() + READY_TIMEOUT_MS;
-    struct reply r;
+    struct cf_test_reply r;
     for (;;) {
         r = request("GET", "/readyz", NULL, NULL, NULL, 0);
         if (r.status == 200 || cf_clock_mono_ms() > deadline)

@@ -25,13 +25,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "avro_serde.h"
 #include "child.h"
 #include "clock.h"
 #include "config.h"
+#include "http_client.h"
 #include "kafka.h"
 #include "registry.h"
 #include "test_env.h"
@@ -230,42 +230,15 @@ static void stop_service(void)
     }
 }
 
-/* Collects a response body. */
-static size_t collect(char *data, size_t size, size_t n, void *userdata)
-{
-    json_t *parts = userdata;
-    json_array_append_new(parts, json_stringn(data, size * n));
-    return size * n;
-}
-
 /* GET path from the service's operations endpoint: the HTTP status, and the body (the
  * caller's) in *body. */
 static long ops_get(const char *path, char **body)
 {
     char url[128];
-    long status = 0;
-    json_t *parts = json_array();
-    CURL *curl = curl_easy_init();
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", OPS_PORT, path);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, parts);
-    assert_int_equal(curl_easy_perform(curl), CURLE_OK);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(curl);
-    size_t i, len = 0;
-    json_t *part;
-    json_array_foreach(parts, i, part) len += json_string_length(part);
-    *body = calloc(1, len + 1);
-    len = 0;
-    json_array_foreach(parts, i, part)
-    {
-        memcpy(*body + len, json_string_value(part), json_string_length(part));
-        len += json_string_length(part);
-    }
-    json_decref(parts);
-    return status;
+    struct cf_test_reply r = cf_test_http("GET", url, NULL, NULL, 0, 5000);
+    *body = r.body;
+    return r.status;
 }
 
 static void test_validation_end_to_end(void **state)

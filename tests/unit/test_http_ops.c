@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "http_client.h"
 #include "metrics.h"
 #include "redis.h"
 
@@ -34,19 +35,6 @@ static const struct cf_config_entry table[] = {
     CF_CONFIG_REDIS_ENTRIES,
     CF_HTTP_OPS_CONFIG_ENTRIES("CASEFLOW_OPSTEST", "0"),
 };
-
-/* A loopback port nothing listens on right now (bound, read, closed). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* A config of the table from these variables alone (nothing from the shell's environment). */
 static struct cf_config *load_config(const char *port, const char *bind, int redis_port,
@@ -69,79 +57,27 @@ static struct cf_config *load_config(const char *port, const char *bind, int red
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
-struct reply {
-    long status;
-    char body[8192];
-    size_t len;
-    char content_type[128];
-    char allow[64];
-    char cache_control[64];
-};
+/* The last answer: each request frees the one before, the group teardown the last. */
+static struct cf_test_reply last;
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+/* One request to 127.0.0.1:port; body NULL sends none. The answer is valid until the next. */
+static struct cf_test_reply request(int port, const char *method, const char *path,
+                                    const char *body)
 {
-    struct reply *r = ctx;
-    size_t n = size * nmemb;
-    if (r->len + n >= sizeof(r->body))
-        return 0;
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
-static void header_value(const char *line, size_t len, const char *name, char *out, size_t outlen)
-{
-    size_t n = strlen(name);
-    if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return;
-    const char *v = line + n + 1;
-    while (*v == ' ')
-        v++;
-    size_t vl = len - (size_t)(v - line);
-    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-        vl--;
-    (void)snprintf(out, outlen, "%.*s", (int)vl, v);
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
-{
-    struct reply *r = ctx;
-    size_t len = size * nmemb;
-    header_value(data, len, "Content-Type", r->content_type, sizeof(r->content_type));
-    header_value(data, len, "Allow", r->allow, sizeof(r->allow));
-    header_value(data, len, "Cache-Control", r->cache_control, sizeof(r->cache_control));
-    return len;
-}
-
-/* One request to 127.0.0.1:port; body NULL sends none. */
-static struct reply request(int port, const char *method, const char *path, const char *body)
-{
-    struct reply r;
     char url[128];
-    memset(&r, 0, sizeof(r));
     (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *curl = curl_easy_init();
-    assert_non_null(curl);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_URL, url), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header), CURLE_OK);
-    assert_int_equal(curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r), CURLE_OK);
-    if (strcmp(method, "HEAD") == 0)
-        assert_int_equal(curl_easy_setopt(curl, CURLOPT_NOBODY, 1L), CURLE_OK);
-    else
-        assert_int_equal(curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method), CURLE_OK);
-    if (body != NULL)
-        assert_int_equal(curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body), CURLE_OK);
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK)
-        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-    assert_int_equal(curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status), CURLE_OK);
-    curl_easy_cleanup(curl);
-    return r;
+    cf_test_reply_free(&last);
+    last = cf_test_http(method, url, NULL, body, body != NULL ? strlen(body) : 0, 10000);
+    if (last.status <= 0)
+        fail_msg("%s %s: no answer (%ld)", method, path, last.status);
+    return last;
+}
+
+static int free_last(void **state)
+{
+    (void)state;
+    cf_test_reply_free(&last);
+    return 0;
 }
 
 /* ---- Tests --------------------------------------------------------------------------------- */
@@ -205,7 +141,7 @@ static void test_bad_bind_and_port_in_use(void **state)
     (void)state;
     char port[16], err[256] = "";
     struct cf_http_ops *ops = NULL, *second = NULL;
-    (void)snprintf(port, sizeof(port), "%d", free_port());
+    (void)snprintf(port, sizeof(port), "%d", cf_test_free_port());
 
     struct cf_config *config = load_config(port, "localhost", 1, 1);
     assert_int_equal(
@@ -233,10 +169,11 @@ static void test_bad_bind_and_port_in_use(void **state)
 static void test_routes_not_ready(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = cf_test_free_port();
     char port_text[16], err[256] = "";
     (void)snprintf(port_text, sizeof(port_text), "%d", port);
-    struct cf_config *config = load_config(port_text, "127.0.0.1", free_port(), free_port());
+    struct cf_config *config =
+        load_config(port_text, "127.0.0.1", cf_test_free_port(), cf_test_free_port());
     struct cf_metrics *metrics = NULL;
     struct cf_metrics_counter *outcomes = NULL;
     assert_int_equal(cf_metrics_new("opstest", &metrics), CF_OK);
@@ -252,7 +189,7 @@ static void test_routes_not_ready(void **state)
                           sizeof(err)) != CF_OK)
         fail_msg("start: %s", err);
 
-    struct reply r = request(port, "GET", "/healthz", NULL);
+    struct cf_test_reply r = request(port, "GET", "/healthz", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"status\":\"ok\"}");
     assert_string_equal(r.content_type, "application/json");
@@ -311,7 +248,7 @@ static void test_routes_not_ready(void **state)
 static void test_readiness_variants(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = cf_test_free_port();
     char port_text[16], err[256] = "";
     (void)snprintf(port_text, sizeof(port_text), "%d", port);
     struct cf_config *config = load_config(port_text, "127.0.0.1", 1, 1);
@@ -321,7 +258,7 @@ static void test_readiness_variants(void **state)
     assert_int_equal(
         cf_http_ops_start(config, PORT_KEY, BIND_KEY, NULL, &loop_only, &ops, err, sizeof(err)),
         CF_OK);
-    struct reply r = request(port, "GET", "/readyz", NULL);
+    struct cf_test_reply r = request(port, "GET", "/readyz", NULL);
     assert_int_equal(r.status, 503);
     assert_string_equal(r.body, "{\"status\":\"not_ready\",\"component\":\"kafka\","
                                 "\"failing\":[\"kafka\",\"consumer\"]}");
@@ -387,7 +324,7 @@ int main(void)
     };
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, free_last);
     curl_global_cleanup();
     return failed;
 }

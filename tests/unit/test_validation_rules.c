@@ -666,7 +666,7 @@ static void test_text_length(void **state)
     /* An absurd email is rejected, not asked for again. */
     char mail[400];
     memset(mail, 'a', 330);
-    strcpy(mail + 330, "@example.com");
+    (void)snprintf(mail + 330, sizeof(mail) - 330, "@example.com");
     set(inq, "contact", "email", json_string(mail));
     r = eval(inq);
     assert_int_equal(r->outcome, VALIDATION_OUTCOME_REJECTED);
