@@ -72,5 +72,6 @@ int ctl_produce(const struct ctl *ctl, int argc, char **argv);
 int ctl_submit(const struct ctl *ctl, int argc, char **argv);
 int ctl_provide_info(const struct ctl *ctl, int argc, char **argv);
 int ctl_review(const struct ctl *ctl, int argc, char **argv);
+int ctl_roster_load(const struct ctl *ctl, int argc, char **argv);
 
 #endif

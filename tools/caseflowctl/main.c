@@ -1,5 +1,6 @@
 /* main.c — caseflowctl, the operator CLI (DESIGN.md §4): argument dispatch, configuration,
- * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c and case.c. */
+ * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c, case.c and
+ * roster.c. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,6 +88,14 @@ static const struct command commands[] = {
      "    (request-info; repeatable, e.g. --missing reports); --priority overrides\n"
      "    validation's (urgent, high, routine); --operator is an id, not a name.\n",
      ctl_review},
+    {"roster", "load", "FILE.json|-",
+     "    Publish the roster in FILE: {\"care_managers\": [...], \"specialists\": [...]},\n"
+     "    each entry a CareManager or Specialist in caseflow's JSON form without meta, to\n"
+     "    caseflow.roster.care-managers (key manager_id) or caseflow.roster.specialists\n"
+     "    (key specialist_id); {\"manager_id\": ID, \"delete\": true} (or specialist_id)\n"
+     "    removes one with a tombstone. Every entry is checked before the first is sent.\n"
+     "    Prints \"<topic> <key> upsert|tombstone\" per record.\n",
+     ctl_roster_load},
 };
 #define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 
