@@ -24,6 +24,7 @@
 #include "intake.h"
 #include "journey.h"
 #include "redis.h"
+#include "redis_raw.h"
 #include "uuid.h"
 
 #define TTL 600
@@ -35,23 +36,8 @@ static struct cf_redis *r;
 static struct cf_redis_script *script;
 static char err[512];
 
-/* One command on a fresh raw connection (never the module's). */
-static redisReply *raw(const char *fmt, ...)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (c == NULL || c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    (void)redisSetTimeout(c, tv);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *reply = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return reply;
-}
+/* One command on a fresh raw connection (tests/support/redis_raw.h). */
+#define raw(...) cf_test_redis_raw(host, port, __VA_ARGS__)
 
 /* The value under prefix + key, or "" when it does not exist. */
 static void raw_get(const char *key, char *out, size_t outlen)

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "log.h"
 #include "redis.h"
+#include "redis_raw.h"
 #include "test_env.h"
 
 #define STACK CF_TESTS_DIR "/../deploy/stack"
@@ -48,23 +49,8 @@ static const char *const SRC_COUNT = /* not idempotent: every run counts */
     "redis.call('EXPIRE', KEYS[1], ARGV[1]) "
     "return {n, ARGV[2], false, {1, 'x'}}";
 
-/* One command on a fresh raw connection (never the module's); NULL if Redis is unreachable. */
-static redisReply *raw(const char *fmt, ...)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (c == NULL || c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    (void)redisSetTimeout(c, tv);
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *reply = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return reply;
-}
+/* One command on a fresh raw connection (tests/support/redis_raw.h). */
+#define raw(...) cf_test_redis_raw(host, port, __VA_ARGS__)
 
 static long long raw_int(const char *fmt, const char *key)
 {
@@ -159,11 +145,12 @@ static int group_setup(void **state)
     if (getenv("CASEFLOW_REDIS_HOST") != NULL)
         host = getenv("CASEFLOW_REDIS_HOST");
     if (getenv("CASEFLOW_REDIS_PORT") != NULL)
-        port = (int)strtol(getenv("CASEFLOW_REDIS_PORT"), NULL, 10); /* bad input fails the connect */
+        port =
+            (int)strtol(getenv("CASEFLOW_REDIS_PORT"), NULL, 10); /* bad input fails the connect */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(prefix, sizeof(prefix), "cftest:redis:%ld.%ld.%ld:", (long)getpid(),
-             (long)ts.tv_sec, ts.tv_nsec);
+    snprintf(prefix, sizeof(prefix), "cftest:redis:%ld.%ld.%ld:", (long)getpid(), (long)ts.tv_sec,
+             ts.tv_nsec);
 
     if (!redis_answers()) {
         fprintf(stderr, "no Redis on %s:%d: start the stack with deploy/stack up\n", host, port);
@@ -240,8 +227,8 @@ static void test_connect_refused(void **state)
     struct cf_redis *dead = (struct cf_redis *)&dead;
     char errbuf[256] = "";
     long long t0 = cf_clock_mono_ms();
-    cf_status st = cf_redis_new("127.0.0.1", ntohs(sin.sin_port), 500, 500, &dead, errbuf,
-                                sizeof(errbuf));
+    cf_status st =
+        cf_redis_new("127.0.0.1", ntohs(sin.sin_port), 500, 500, &dead, errbuf, sizeof(errbuf));
     assert_int_equal(st, CF_EIO);
     assert_null(dead);
     assert_non_null(strstr(errbuf, "refused"));
@@ -312,13 +299,11 @@ static void test_key_rules(void **state)
     (void)state;
     char errbuf[256] = "";
     const char *bad[] = {"mail:jane@example.org", "two words", "tab\t", "nl\n", "ctl\x02",
-                         "K\xc3\xb6ln", "", NULL};
+                         "K\xc3\xb6ln",           "",          NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(cf_redis_set(r, bad[i], "v", 1, TTL, errbuf, sizeof(errbuf)),
-                         CF_EINVAL);
+        assert_int_equal(cf_redis_set(r, bad[i], "v", 1, TTL, errbuf, sizeof(errbuf)), CF_EINVAL);
         char *got = NULL;
-        assert_int_equal(cf_redis_get(r, bad[i], &got, NULL, errbuf, sizeof(errbuf)),
-                         CF_EINVAL);
+        assert_int_equal(cf_redis_get(r, bad[i], &got, NULL, errbuf, sizeof(errbuf)), CF_EINVAL);
         assert_null(got);
         assert_int_equal(cf_redis_del(r, bad[i], NULL, errbuf, sizeof(errbuf)), CF_EINVAL);
     }
@@ -334,8 +319,7 @@ static void test_key_rules(void **state)
     assert_true(raw_exists(key));
 
     /* The prefix is checked by the same rules and applies to what follows. */
-    assert_int_equal(cf_redis_set_key_prefix(r, "bad prefix", errbuf, sizeof(errbuf)),
-                     CF_EINVAL);
+    assert_int_equal(cf_redis_set_key_prefix(r, "bad prefix", errbuf, sizeof(errbuf)), CF_EINVAL);
     assert_int_equal(cf_redis_set(r, "prefixed", "v", 1, TTL, errbuf, sizeof(errbuf)), CF_OK);
     assert_true(raw_exists("prefixed"));
 }
@@ -345,13 +329,13 @@ static void test_set_nx_claim(void **state)
     (void)state;
     char errbuf[256] = "";
     bool was_set = false;
-    assert_int_equal(cf_redis_set_nx(r, "claim:evt-1", "instance-a", 10, TTL, &was_set, errbuf,
-                                     sizeof(errbuf)),
-                     CF_OK);
+    assert_int_equal(
+        cf_redis_set_nx(r, "claim:evt-1", "instance-a", 10, TTL, &was_set, errbuf, sizeof(errbuf)),
+        CF_OK);
     assert_true(was_set);
-    assert_int_equal(cf_redis_set_nx(r, "claim:evt-1", "instance-b", 10, TTL, &was_set, errbuf,
-                                     sizeof(errbuf)),
-                     CF_OK);
+    assert_int_equal(
+        cf_redis_set_nx(r, "claim:evt-1", "instance-b", 10, TTL, &was_set, errbuf, sizeof(errbuf)),
+        CF_OK);
     assert_false(was_set);
     char *got = NULL;
     assert_int_equal(cf_redis_get(r, "claim:evt-1", &got, NULL, errbuf, sizeof(errbuf)), CF_OK);
@@ -365,8 +349,7 @@ static void test_get_del_missing(void **state)
     (void)state;
     char errbuf[256] = "";
     char *got = (char *)&got;
-    assert_int_equal(cf_redis_get(r, "absent", &got, NULL, errbuf, sizeof(errbuf)),
-                     CF_ENOTFOUND);
+    assert_int_equal(cf_redis_get(r, "absent", &got, NULL, errbuf, sizeof(errbuf)), CF_ENOTFOUND);
     assert_null(got);
     long long ttl = 0;
     assert_int_equal(cf_redis_ttl(r, "absent", &ttl, errbuf, sizeof(errbuf)), CF_ENOTFOUND);
@@ -395,12 +378,12 @@ static void test_value_limits(void **state)
     assert_non_null(big);
     memset(big, 'b', CF_REDIS_MAX_STRING + 1);
 
-    assert_int_equal(cf_redis_set(r, "big", big, CF_REDIS_MAX_STRING + 1, TTL, errbuf,
-                                  sizeof(errbuf)),
-                     CF_ETOOBIG);
-    assert_false(raw_exists("big"));
     assert_int_equal(
-        cf_redis_set(r, "big", big, CF_REDIS_MAX_STRING, TTL, errbuf, sizeof(errbuf)), CF_OK);
+        cf_redis_set(r, "big", big, CF_REDIS_MAX_STRING + 1, TTL, errbuf, sizeof(errbuf)),
+        CF_ETOOBIG);
+    assert_false(raw_exists("big"));
+    assert_int_equal(cf_redis_set(r, "big", big, CF_REDIS_MAX_STRING, TTL, errbuf, sizeof(errbuf)),
+                     CF_OK);
     char *got = NULL;
     size_t len = 0;
     assert_int_equal(cf_redis_get(r, "big", &got, &len, errbuf, sizeof(errbuf)), CF_OK);
@@ -416,8 +399,8 @@ static void test_value_limits(void **state)
     free(big);
 
     /* Arrays: the element cap and the nesting cap. */
-    struct cf_redis_script *range = script(
-        "local t = {} for i = 1, tonumber(ARGV[1]) do t[i] = i end return t", 0);
+    struct cf_redis_script *range =
+        script("local t = {} for i = 1, tonumber(ARGV[1]) do t[i] = i end return t", 0);
     struct cf_redis_value *v = NULL;
     char n[16];
     snprintf(n, sizeof(n), "%d", CF_REDIS_MAX_ELEMENTS);
@@ -582,9 +565,9 @@ static void test_pipeline_1000(void **state)
         snprintf(key, sizeof(key), "pipe:%zu", i);
         snprintf(val, sizeof(val), "value-%zu", i);
         if (i % 10 < 7) {
-            assert_int_equal(cf_redis_pipeline_set(p, key, val, strlen(val), TTL, errbuf,
-                                                   sizeof(errbuf)),
-                             CF_OK);
+            assert_int_equal(
+                cf_redis_pipeline_set(p, key, val, strlen(val), TTL, errbuf, sizeof(errbuf)),
+                CF_OK);
         } else if (i % 10 < 9) {
             const char *keys[1] = {key};
             const char *args[2] = {val, ttl};
@@ -639,8 +622,7 @@ static void test_pipeline_1000(void **state)
     struct cf_redis_script *refuse = script("return redis.error_reply('CFTEST no')", 0);
     assert_int_equal(cf_redis_pipeline_set(p, "pf:0", "a", 1, TTL, errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(
-        cf_redis_pipeline_script(p, refuse, 0, NULL, 0, NULL, NULL, errbuf, sizeof(errbuf)),
-        CF_OK);
+        cf_redis_pipeline_script(p, refuse, 0, NULL, 0, NULL, NULL, errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(cf_redis_pipeline_get(p, "pf:0", errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(cf_redis_pipeline_get(p, "pf:missing", errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(cf_redis_pipeline_del(p, "pf:0", errbuf, sizeof(errbuf)), CF_OK);
@@ -675,13 +657,11 @@ static void test_pipeline_noscript(void **state)
     assert_int_equal(cf_redis_pipeline_set(safe, "pn:a", "a", 1, TTL, errbuf, sizeof(errbuf)),
                      CF_OK);
     assert_int_equal(
-        cf_redis_pipeline_script(safe, set_ttl, 1, k1, 2, a1, NULL, errbuf, sizeof(errbuf)),
-        CF_OK);
+        cf_redis_pipeline_script(safe, set_ttl, 1, k1, 2, a1, NULL, errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(cf_redis_pipeline_set(unsafe, "pn:b", "b", 1, TTL, errbuf, sizeof(errbuf)),
                      CF_OK);
     assert_int_equal(
-        cf_redis_pipeline_script(unsafe, count, 1, k2, 2, a2, NULL, errbuf, sizeof(errbuf)),
-        CF_OK);
+        cf_redis_pipeline_script(unsafe, count, 1, k2, 2, a2, NULL, errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(cf_redis_pipeline_exec(r, safe, errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(cf_redis_pipeline_exec(r, unsafe, errbuf, sizeof(errbuf)), CF_OK);
     assert_int_equal(raw_get_ll("pn:count"), 1);
@@ -883,8 +863,7 @@ int main(void)
         cmocka_unit_test_setup(test_pipeline_1000, test_setup),
         cmocka_unit_test_setup(test_pipeline_noscript, test_setup),
         cmocka_unit_test_setup(test_config, test_setup),
-        cmocka_unit_test_setup_teardown(test_restart_during_writes, test_setup,
-                                        restart_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_during_writes, test_setup, restart_teardown),
         cmocka_unit_test_setup_teardown(test_down_fails_within_budget, test_setup,
                                         restart_teardown),
     };
