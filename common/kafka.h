@@ -219,6 +219,17 @@ void cf_kafka_record_release(struct cf_kafka_record *record);
  * broker. For group consumers without auto_commit. */
 cf_status cf_kafka_consumer_commit(struct cf_kafka_consumer *consumer, char *errbuf, size_t errlen);
 
+/* For a consumer of no group: asks the broker for the end offset (high watermark) of every
+ * partition the consumer reads and remembers them as its mark, waiting up to timeout_ms per
+ * partition. CF_EINVAL for a group consumer, CF_EKAFKA if the broker did not answer. */
+cf_status cf_kafka_consumer_mark_end(struct cf_kafka_consumer *consumer, int timeout_ms,
+                                     char *errbuf, size_t errlen);
+
+/* True once the consumer's position in every partition has reached the mark of the last
+ * cf_kafka_consumer_mark_end (transaction markers count as read), i.e. it has handed out every
+ * record that was there then. False without a mark. */
+bool cf_kafka_consumer_at_mark(const struct cf_kafka_consumer *consumer);
+
 /* Leaves the group (committing first if auto_commit) and destroys. NULL-safe. */
 void cf_kafka_consumer_free(struct cf_kafka_consumer *consumer);
 

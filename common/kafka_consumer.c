@@ -17,6 +17,7 @@ struct cf_kafka_consumer {
     bool grouped;
     bool closed;
     bool broken; /* a rebalance could not be applied */
+    rd_kafka_topic_partition_list_t *mark; /* end offsets of cf_kafka_consumer_mark_end */
 };
 
 /* What cf_kafka_consumer_poll hands out: the view first, so release can find the rest. */
@@ -231,6 +232,65 @@ cf_status cf_kafka_consumer_commit(struct cf_kafka_consumer *consumer, char *err
         errbuf, errlen);
 }
 
+cf_status cf_kafka_consumer_mark_end(struct cf_kafka_consumer *consumer, int timeout_ms,
+                                     char *errbuf, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    cf_status st = CF_OK;
+
+    if (consumer == NULL || consumer->grouped)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "mark end: not a consumer of no group");
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(consumer->rk, &assigned);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cf_fail(errbuf, errlen, CF_EKAFKA, "mark end: %s", rd_kafka_err2str(err));
+    /* A plain copy of topic and partition: the assignment's elements hold references to the
+     * client's partitions, and a list kept past rd_kafka_destroy would make it wait forever. */
+    parts = rd_kafka_topic_partition_list_new(assigned->cnt);
+    for (int i = 0; i < assigned->cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, assigned->elems[i].topic,
+                                          assigned->elems[i].partition);
+    rd_kafka_topic_partition_list_destroy(assigned);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t low = 0, high = 0;
+        err = rd_kafka_query_watermark_offsets(consumer->rk, p->topic, p->partition, &low, &high,
+                                               timeout_ms);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            st = cf_fail(errbuf, errlen, CF_EKAFKA, "mark end: %s [%" PRId32 "]: %s", p->topic,
+                         p->partition, rd_kafka_err2str(err));
+            goto out;
+        }
+        /* An empty partition (low == high) has nothing to wait for: mark it as -1, which any
+         * position, even "none consumed yet", reaches. */
+        p->offset = high > low ? high : -1;
+    }
+    if (consumer->mark != NULL)
+        rd_kafka_topic_partition_list_destroy(consumer->mark);
+    consumer->mark = parts;
+    parts = NULL;
+out:
+    if (parts != NULL)
+        rd_kafka_topic_partition_list_destroy(parts);
+    return st;
+}
+
+bool cf_kafka_consumer_at_mark(const struct cf_kafka_consumer *consumer)
+{
+    if (consumer == NULL || consumer->mark == NULL)
+        return false;
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(consumer->mark);
+    bool reached = rd_kafka_position(consumer->rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; reached && i < pos->cnt; i++) {
+        int64_t want = consumer->mark->elems[i].offset;
+        /* position is the offset after the last record handed out (RD_KAFKA_OFFSET_INVALID, a
+         * negative value, before the first). */
+        reached = want < 0 || pos->elems[i].offset >= want;
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    return reached;
+}
+
 void cf_kafka_consumer_free(struct cf_kafka_consumer *consumer)
 {
     if (consumer == NULL)
@@ -241,6 +301,8 @@ void cf_kafka_consumer_free(struct cf_kafka_consumer *consumer)
             CF_LOG(CF_LOG_WARN, "kafka_consumer_close_failed",
                    CF_LOG_ID("error", rd_kafka_err2name(err)));
     }
+    if (consumer->mark != NULL)
+        rd_kafka_topic_partition_list_destroy(consumer->mark);
     rd_kafka_destroy(consumer->rk);
     free(consumer);
 }

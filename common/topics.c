@@ -21,6 +21,7 @@ static const struct cf_topic topics[] = {
     {"caseflow.teleconsult.completed", "caseflow.event.TeleconsultCompleted", "case_id", false},
     {"caseflow.treatment.booked", "caseflow.event.TreatmentBooked", "case_id", false},
     {"caseflow.case.closed", "caseflow.event.CaseClosed", "case_id", false},
+    {"caseflow.case.pending", "caseflow.event.CasePending", "case_id", false},
     {"caseflow.notification.status", "caseflow.event.NotificationStatus", "case_id", false},
     {"caseflow.roster.care-managers", "caseflow.roster.CareManager", "manager_id", true},
     {"caseflow.roster.specialists", "caseflow.roster.Specialist", "specialist_id", true},
