@@ -81,7 +81,6 @@ cf_status cf_serde_encode(struct cf_serde *serde, const char *topic, avro_value_
 cf_status cf_serde_decode(struct cf_serde *serde, const char *topic, const void *buf,
                           size_t len, avro_value_t *out, char *errbuf, size_t errlen);
 
-/* The same through JSON (avro_convert.h describes the form): missing fields take defaults. */
 /* Records decoded by this serde (cf_serde_decode and cf_serde_decode_json) since it was made:
  * straight into the reader schema, or with the writer's schema and then projected. */
 struct cf_serde_stats {
@@ -90,6 +89,9 @@ struct cf_serde_stats {
 };
 void cf_serde_get_stats(const struct cf_serde *serde, struct cf_serde_stats *out);
 
+/* cf_serde_encode and cf_serde_decode through JSON (avro_convert.h describes the form): missing
+ * fields take defaults. The encoded buffer and the decoded JSON are the caller's (free,
+ * json_decref). */
 cf_status cf_serde_encode_json(struct cf_serde *serde, const char *topic, const json_t *json,
                                unsigned char **out, size_t *len, char *errbuf, size_t errlen);
 cf_status cf_serde_decode_json(struct cf_serde *serde, const char *topic, const void *buf,
