@@ -1,9 +1,10 @@
 /* ctl.h — what caseflowctl's command files share: the run context, exit codes, the one-line
  * error report and the registry/serde pair most commands need.
  *
- * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c) and has one
- * entry point, ctl_<group>_<verb>(ctl, argc, argv), which returns the process exit code. argv[0]
- * is the last word of the command ("create", "tail", ...), so argument parsing starts at 1. */
+ * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c, case.c,
+ * roster.c, consult.c) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
+ * which returns the process exit code. argv[0] is the last word of the command ("create",
+ * "tail", ...), so argument parsing starts at 1. */
 #ifndef CF_CTL_H
 #define CF_CTL_H
 
@@ -64,6 +65,11 @@ json_t *ctl_load_json(const char *path);
  * an exit code. */
 int ctl_produce_json(const struct ctl *ctl, const char *topic, json_t *doc, const char *source);
 
+/* The same without the printed lines, for commands that print their own line once it returns
+ * CTL_EXIT_OK (consult complete, reschedule, cancel). A meta given in full is kept as it is. */
+int ctl_produce_json_quiet(const struct ctl *ctl, const char *topic, json_t *doc,
+                           const char *source);
+
 /* Command entry points; each returns an exit code (CTL_EXIT_*). */
 int ctl_topics_create(const struct ctl *ctl, int argc, char **argv);
 int ctl_schemas_register(const struct ctl *ctl, int argc, char **argv);
@@ -73,5 +79,8 @@ int ctl_submit(const struct ctl *ctl, int argc, char **argv);
 int ctl_provide_info(const struct ctl *ctl, int argc, char **argv);
 int ctl_review(const struct ctl *ctl, int argc, char **argv);
 int ctl_roster_load(const struct ctl *ctl, int argc, char **argv);
+int ctl_consult_complete(const struct ctl *ctl, int argc, char **argv);
+int ctl_reschedule(const struct ctl *ctl, int argc, char **argv);
+int ctl_cancel(const struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /* main.c — caseflowctl, the operator CLI (DESIGN.md §4): argument dispatch, configuration,
- * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c, case.c and
- * roster.c. */
+ * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c, case.c,
+ * roster.c and consult.c. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +96,29 @@ static const struct command commands[] = {
      "    removes one with a tombstone. Every entry is checked before the first is sent.\n"
      "    Prints \"<topic> <key> upsert|tombstone\" per record.\n",
      ctl_roster_load},
+    {"consult", "complete",
+     "CASE --outcome eligible|not-eligible|needs-tests|no-show\n"
+     "                     [--sessions 1|2] [--follow-ups 1|2] [--note CODE]",
+     "    Record the specialist's outcome of the case's current teleconsultation\n"
+     "    (TeleconsultCompleted on caseflow.teleconsult.completed). The current one is the\n"
+     "    case's newest TeleconsultScheduled on caseflow.teleconsult.scheduled (read from\n"
+     "    the beginning to its end); it must be BOOKED or RESCHEDULED. eligible needs\n"
+     "    --sessions (treatment sessions, 1 or 2) and takes --follow-ups (1 or 2, default\n"
+     "    1); the other outcomes take neither. --note is a stable code [A-Z0-9_]{1,64},\n"
+     "    never free text. Prints {\"topic\",\"case_id\",\"event_id\",\"teleconsult_id\"}.\n",
+     ctl_consult_complete},
+    {"reschedule", NULL, "CASE [--after YYYY-MM-DDTHH:MM:SSZ] [--token T]",
+     "    Ask the scheduler, on the patient's behalf, to move the case's current\n"
+     "    teleconsultation (TeleconsultChangeRequested, action RESCHEDULE, on\n"
+     "    caseflow.teleconsult.change-requested) with the reschedule token of its newest\n"
+     "    TeleconsultScheduled. --after (UTC, \"Z\") is the earliest start wanted; without\n"
+     "    it the next suitable slot. --token sends another token instead (for tests). Prints\n"
+     "    {\"topic\",\"case_id\",\"event_id\",\"teleconsult_id\"}, never the token.\n",
+     ctl_reschedule},
+    {"cancel", NULL, "CASE [--token T]",
+     "    The same with action CANCEL and the cancel token: cancel the case's current\n"
+     "    teleconsultation.\n",
+     ctl_cancel},
 };
 #define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 

@@ -348,7 +348,10 @@ int ctl_produce(const struct ctl *ctl, int argc, char **argv)
     return rc;
 }
 
-int ctl_produce_json(const struct ctl *ctl, const char *topic, json_t *doc, const char *source)
+/* ctl_produce_json and ctl_produce_json_quiet: print says whether the per-record lines are
+ * printed. */
+static int produce_json(const struct ctl *ctl, const char *topic, json_t *doc, const char *source,
+                        bool print)
 {
     struct produce_run run;
     struct cf_registry *registry = NULL;
@@ -413,7 +416,7 @@ int ctl_produce_json(const struct ctl *ctl, const char *topic, json_t *doc, cons
                       run.topic, sent, p->ce.id, err, cf_strerror(st), sent, run.count);
             goto out;
         }
-        if (print_result(&run, p) != 0) {
+        if (print && print_result(&run, p) != 0) {
             ctl_error("produce: cannot write to stdout");
             goto out;
         }
@@ -428,4 +431,15 @@ out:
     json_decref(run.records);
     json_decref(run.doc);
     return rc;
+}
+
+int ctl_produce_json(const struct ctl *ctl, const char *topic, json_t *doc, const char *source)
+{
+    return produce_json(ctl, topic, doc, source, true);
+}
+
+int ctl_produce_json_quiet(const struct ctl *ctl, const char *topic, json_t *doc,
+                           const char *source)
+{
+    return produce_json(ctl, topic, doc, source, false);
 }
