@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "kafka.h"
 #include "redis.h"
 
 int64_t cf_bench_now_us(void)
@@ -79,6 +81,12 @@ long cf_bench_vmhwm_kib(pid_t pid)
 long cf_bench_vmrss_kib(pid_t pid)
 {
     return status_kib(pid, "VmRSS");
+}
+
+void cf_bench_rss_split_kib(pid_t pid, long *anon, long *file)
+{
+    *anon = status_kib(pid, "RssAnon");
+    *file = status_kib(pid, "RssFile");
 }
 
 int64_t cf_bench_cpu_ms(pid_t pid)
@@ -415,4 +423,238 @@ json_t *cf_bench_inquiry(json_t *const *samples, size_t n, uint64_t i, const cha
         return NULL;
     }
     return inq;
+}
+
+/* ---- Shared by the benches that drive a chain of services ---------------------------------- */
+
+bool cf_bench_child_exited(pid_t *pid, int *status)
+{
+    int ws = 0;
+    if (*pid <= 0 || waitpid(*pid, &ws, WNOHANG) != *pid)
+        return false;
+    *pid = -1;
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    return true;
+}
+
+long long cf_bench_group_backlog(const struct cf_config *config, const char *group,
+                                 const char *topic)
+{
+    char err[512];
+    struct cf_kafka_group_progress p;
+    if (cf_kafka_group_progress(config, group, topic, 10000, &p, err, sizeof(err)) != CF_OK)
+        return -1;
+    return (long long)p.lag;
+}
+
+long long cf_bench_group_skip_to_end(const struct cf_config *config, const char *group,
+                                     const char *const *topics, size_t n, int timeout_ms)
+{
+    char err[512] = "";
+    struct cf_kafka_consumer *c = NULL;
+    long long skipped = -1, got = 0;
+    /* Earliest, not latest: with latest a group that never committed would be positioned at
+     * the end without reading anything, and librdkafka commits only positions after records
+     * it handed out, so nothing would be committed and the service would start from the
+     * beginning all the same. */
+    struct cf_kafka_consumer_options opts = {false, false, "earliest"};
+    int64_t start = cf_clock_mono_ms(), last = 0;
+
+    if (cf_kafka_consumer_new(config, group, topics, n, &opts, &c, err, sizeof(err)) != CF_OK)
+        goto out;
+    for (;;) {
+        struct cf_kafka_record *r = NULL;
+        int64_t now = cf_clock_mono_ms();
+        /* Done once records came and then stopped for 3 s, or none came for 60 s: joining the
+         * group takes a few seconds, or up to a session timeout (45 s) while a member that
+         * died still holds the partitions; a group already at the end gets nothing. */
+        if ((last > 0 && now - last > 3000) || (last == 0 && now - start > 60000))
+            break;
+        if (now - start > timeout_ms) {
+            (void)snprintf(err, sizeof(err), "still reading after %d ms", timeout_ms);
+            goto out;
+        }
+        cf_status st = cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err));
+        if (st == CF_OK) {
+            got++;
+            last = cf_clock_mono_ms();
+            cf_kafka_record_release(r);
+        } else if (st == CF_EFATAL) {
+            goto out;
+        }
+    }
+    if (got > 0 && cf_kafka_consumer_commit(c, err, sizeof(err)) != CF_OK)
+        goto out;
+    skipped = got;
+out:
+    if (skipped < 0)
+        fprintf(stderr, "moving group %s to the end of its topics failed: %s\n", group, err);
+    cf_kafka_consumer_free(c);
+    return skipped;
+}
+
+/* The growing list of keys of cf_bench_compacted_live_keys: key, whether its newest record has
+ * a value. Linear search: a roster topic holds hundreds of keys, not millions. */
+struct live_keys {
+    char **keys;
+    bool *live;
+    size_t n, cap;
+};
+
+static bool live_keys_note(struct live_keys *lk, const void *key, size_t len, bool live)
+{
+    for (size_t i = 0; i < lk->n; i++)
+        if (strlen(lk->keys[i]) == len && memcmp(lk->keys[i], key, len) == 0) {
+            lk->live[i] = live;
+            return true;
+        }
+    if (lk->n + 1 >= lk->cap) {
+        size_t cap = lk->cap == 0 ? 64 : lk->cap * 2;
+        if (cap > 1000000)
+            return false;
+        char **keys = realloc(lk->keys, cap * sizeof(*keys));
+        if (keys == NULL)
+            return false;
+        lk->keys = keys;
+        bool *flags = realloc(lk->live, cap * sizeof(*flags));
+        if (flags == NULL)
+            return false;
+        lk->live = flags;
+        lk->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return false;
+    memcpy(copy, key, len);
+    copy[len] = '\0';
+    lk->keys[lk->n] = copy;
+    lk->live[lk->n] = live;
+    lk->n++;
+    return true;
+}
+
+char **cf_bench_compacted_live_keys(const struct cf_config *config, const char *topic,
+                                    int timeout_ms, size_t *count)
+{
+    char err[512] = "";
+    struct cf_kafka_consumer *c = NULL;
+    struct live_keys lk = {NULL, NULL, 0, 0};
+    char **result = NULL;
+    struct cf_kafka_consumer_options opts = {false, false, "earliest"};
+    const char *topics[] = {topic};
+    int64_t deadline = cf_clock_mono_ms() + timeout_ms;
+
+    *count = 0;
+    if (cf_kafka_consumer_new(config, NULL, topics, 1, &opts, &c, err, sizeof(err)) != CF_OK ||
+        cf_kafka_consumer_mark_end(c, 10000, err, sizeof(err)) != CF_OK)
+        goto out;
+    while (!cf_kafka_consumer_at_mark(c)) {
+        struct cf_kafka_record *r = NULL;
+        if (cf_clock_mono_ms() > deadline) {
+            (void)snprintf(err, sizeof(err), "not at the end after %d ms", timeout_ms);
+            goto out;
+        }
+        cf_status st = cf_kafka_consumer_poll(c, 200, &r, err, sizeof(err));
+        if (st == CF_EFATAL)
+            goto out;
+        if (st != CF_OK)
+            continue;
+        /* A record without a key is no entry (and compaction would refuse it anyway). */
+        bool ok = r->key == NULL || r->key_len == 0 ||
+                  live_keys_note(&lk, r->key, r->key_len, r->value != NULL);
+        cf_kafka_record_release(r);
+        if (!ok) {
+            (void)snprintf(err, sizeof(err), "out of memory");
+            goto out;
+        }
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < lk.n; i++)
+        live += lk.live[i];
+    if ((result = calloc(live + 1, sizeof(*result))) == NULL) {
+        (void)snprintf(err, sizeof(err), "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < lk.n; i++) {
+        if (lk.live[i]) {
+            result[(*count)++] = lk.keys[i];
+            lk.keys[i] = NULL;
+        }
+    }
+out:
+    if (result == NULL)
+        fprintf(stderr, "reading the entries of %s failed: %s\n", topic, err);
+    for (size_t i = 0; i < lk.n; i++)
+        free(lk.keys[i]);
+    free(lk.keys);
+    free(lk.live);
+    cf_kafka_consumer_free(c);
+    return result;
+}
+
+void cf_bench_free_keys(char **keys)
+{
+    if (keys == NULL)
+        return;
+    for (size_t i = 0; keys[i] != NULL; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+bool cf_bench_print_loop_counts(const char *name, const char *log_path, size_t expected)
+{
+    json_t *line = cf_bench_last_log_line(log_path, "\"kafka_loop_stopping\"");
+    if (line == NULL) {
+        printf("  %s: no kafka_loop_stopping line in its log\n", name);
+        return false;
+    }
+    json_int_t records = json_integer_value(json_object_get(line, "records"));
+    printf("  %s committed %" JSON_INTEGER_FORMAT " input records in %" JSON_INTEGER_FORMAT
+           " transactions (warm-up and backlog included)\n",
+           name, records, json_integer_value(json_object_get(line, "transactions")));
+    json_decref(line);
+    if (records < (json_int_t)expected) {
+        printf("  WARNING: %s committed fewer records than this run gave it (%zu): another "
+               "member of its consumer group took part of them\n",
+               name, expected);
+        return false;
+    }
+    return true;
+}
+
+bool cf_bench_id_prefix(char out[25])
+{
+    char rnd[19];
+    if (!cf_bench_random_hex(rnd, 9))
+        return false;
+    (void)snprintf(out, 25, "%.8s-%.4s-4%.3s-8%.3s-", rnd, rnd + 8, rnd + 12, rnd + 15);
+    return true;
+}
+
+void cf_bench_run_id(const char *prefix, uint64_t i, char out[37])
+{
+    (void)snprintf(out, 37, "%.24s%012" PRIx64, prefix, i & (uint64_t)0xffffffffffffULL);
+}
+
+long long cf_bench_run_index(const char *prefix, const char *id, size_t len, size_t total)
+{
+    char digits[13];
+    if (id == NULL || len != 36 || memcmp(id, prefix, 24) != 0)
+        return -1;
+    memcpy(digits, id + 24, 12);
+    digits[12] = '\0';
+    char *end = NULL;
+    unsigned long long v = strtoull(digits, &end, 16);
+    if (end != digits + 12 || v >= total)
+        return -1;
+    return (long long)v;
+}
+
+double cf_bench_rusage_s(const struct rusage *before, const struct rusage *after)
+{
+    return (double)(after->ru_utime.tv_sec - before->ru_utime.tv_sec + after->ru_stime.tv_sec -
+                    before->ru_stime.tv_sec) +
+           (double)(after->ru_utime.tv_usec - before->ru_utime.tv_usec + after->ru_stime.tv_usec -
+                    before->ru_stime.tv_usec) /
+               1e6;
 }

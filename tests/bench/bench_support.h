@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -27,6 +28,12 @@ int64_t cf_bench_rank(const int64_t *sorted, size_t n, double q);
  * /proc/<pid>/status; -1 if the process or the line is gone. */
 long cf_bench_vmhwm_kib(pid_t pid);
 long cf_bench_vmrss_kib(pid_t pid);
+
+/* The resident set of pid now, split into anonymous memory (heap, stacks: what the process
+ * allocated) and file-backed pages (the program, its libraries and mapped data files such as
+ * ICU's), in KiB from /proc/<pid>/status; -1 each when unreadable. VmHWM cannot be split, but
+ * the split tells which of the two a peak is made of. */
+void cf_bench_rss_split_kib(pid_t pid, long *anon, long *file);
 
 /* User + system CPU time of pid (all its threads) in milliseconds from /proc/<pid>/stat;
  * -1 if unreadable. */
@@ -98,5 +105,63 @@ size_t cf_bench_load_samples(const char *dir, json_t **samples, size_t max);
  * information-requested cases. inquiry_id and idempotency_key are removed: callers set them
  * (Kafka) or let intake's HTTP API do it. NULL if memory runs out. i must be below 10^7. */
 json_t *cf_bench_inquiry(json_t *const *samples, size_t n, uint64_t i, const char *tag);
+
+/* ---- Shared by the benches that drive a chain of services (bench_consult) ------------------ */
+
+struct cf_config;
+
+/* True (and *pid reaped and set to -1, its exit status in *status: 128 + signal if killed) if
+ * the child *pid has exited, so a service that died is reported at once instead of after a
+ * timeout. False while it runs or when *pid is not a child (<= 0). */
+bool cf_bench_child_exited(pid_t *pid, int *status);
+
+/* The committed backlog (offsets, transaction markers included) of consumer group on topic,
+ * or -1 if the broker could not tell. A group that never committed counts from the first
+ * offset. */
+long long cf_bench_group_backlog(const struct cf_config *config, const char *group,
+                                 const char *topic);
+
+/* Moves consumer group to the end of topics[0..n): joins it (nobody else may be a member: the
+ * service must not run), reads every record its committed offsets (or the start) leave,
+ * without decoding, and commits the position after the last one. A fixed service group that
+ * never ran on a long-lived stack would otherwise start at the beginning of topics that older
+ * runs filled with hundreds of thousands of records, work them off during the measurement, and
+ * fill the run's rosters with other runs' cases. Waits up to timeout_ms in all. Returns how
+ * many records were skipped, or -1 (reason on stderr). What an operator does with
+ * kafka-consumer-groups --reset-offsets --to-latest; only for a bench on a test stack. */
+long long cf_bench_group_skip_to_end(const struct cf_config *config, const char *group,
+                                     const char *const *topics, size_t n, int timeout_ms);
+
+/* The keys (new strings in a NULL-terminated array the caller frees with
+ * cf_bench_free_keys) whose newest record on the compacted topic has a value, i.e. the entries
+ * a service reading the topic would hold now; keys that are not printable ASCII count too. Reads
+ * every partition from its start to the end offsets of the moment of the call (consumer of no
+ * group), at most timeout_ms. NULL (reason on stderr) on failure; *count says how many. */
+char **cf_bench_compacted_live_keys(const struct cf_config *config, const char *topic,
+                                    int timeout_ms, size_t *count);
+
+/* Frees what cf_bench_compacted_live_keys returned. NULL-safe. */
+void cf_bench_free_keys(char **keys);
+
+/* Prints a service's own count of what it committed (its last "kafka_loop_stopping" log
+ * line). False, with a warning, when it committed fewer input records than expected (another
+ * member of its fixed consumer group took part of them) or the line is missing. */
+bool cf_bench_print_loop_counts(const char *name, const char *log_path, size_t expected);
+
+/* A fresh random prefix for the ids of a run (the first 24 characters of a canonical version 4
+ * UUID, "xxxxxxxx-xxxx-4xxx-8xxx-") into out (25 bytes). False if /dev/urandom is unreadable. */
+bool cf_bench_id_prefix(char out[25]);
+
+/* The run's id of item i: prefix and i in the last 12 hex digits, still a canonical UUID, so
+ * the id read back from an event (meta.correlation_id) gives the index without a table. out
+ * holds 37 bytes. */
+void cf_bench_run_id(const char *prefix, uint64_t i, char out[37]);
+
+/* The index of a run id (id[0..len)) made by cf_bench_run_id with prefix, or -1 for anybody
+ * else's id or an index >= total. */
+long long cf_bench_run_index(const char *prefix, const char *id, size_t len, size_t total);
+
+/* CPU seconds (user + system) between two getrusage(RUSAGE_SELF) readings. */
+double cf_bench_rusage_s(const struct rusage *before, const struct rusage *after);
 
 #endif
