@@ -2,6 +2,7 @@
 #include "cloudevents.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "avro_convert.h"
@@ -55,4 +56,21 @@ cf_status cf_cloudevent_from_json(struct cf_cloudevent *ce, const char *service,
     return cf_cloudevent_init(ce, service, type,
                               json_string_value(json_object_get(meta, "event_id")), ms, errbuf,
                               errlen);
+}
+
+cf_status cf_cloudevent_emit(struct cf_serde *serde, const char *service, const char *topic,
+                             const char *type, const char *key, const json_t *event,
+                             struct cf_kafka_out *out, char *errbuf, size_t errlen)
+{
+    unsigned char *wire = NULL;
+    size_t wire_len = 0;
+    struct cf_cloudevent ce;
+    cf_status st = cf_serde_encode_json(serde, topic, event, &wire, &wire_len, errbuf, errlen);
+    if (st == CF_OK)
+        st = cf_cloudevent_from_json(&ce, service, type, event, errbuf, errlen);
+    if (st == CF_OK && (st = cf_kafka_out_add(out, topic, key, strlen(key), wire, wire_len,
+                                              ce.headers, CF_CE_HEADER_COUNT)) != CF_OK)
+        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
+    free(wire);
+    return st;
 }

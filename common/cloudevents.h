@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "avro_serde.h"
 #include "kafka.h"
 
 #define CF_CE_HEADER_COUNT 6
@@ -32,5 +33,13 @@ cf_status cf_cloudevent_init(struct cf_cloudevent *ce, const char *service, cons
 cf_status cf_cloudevent_from_json(struct cf_cloudevent *ce, const char *service,
                                   const char *type, const json_t *record, char *errbuf,
                                   size_t errlen);
+
+/* What every service does with an event it emits: encodes event (caseflow's JSON form) with
+ * topic's schema through serde, makes its CloudEvents headers (source service, ce_type type)
+ * and queues it on out keyed by key. The caller keeps event; out copies what it queues. Any
+ * failure is reported in errbuf ("output: ..." when out refuses the record). */
+cf_status cf_cloudevent_emit(struct cf_serde *serde, const char *service, const char *topic,
+                             const char *type, const char *key, const json_t *event,
+                             struct cf_kafka_out *out, char *errbuf, size_t errlen);
 
 #endif

@@ -84,6 +84,51 @@ int cf_service_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop
     return 0;
 }
 
+int cf_service_serve(const struct cf_service *svc, const struct cf_service_loop_spec *spec,
+                     const struct cf_log_field *started, const volatile sig_atomic_t *stop)
+{
+    struct cf_kafka_loop *loop = NULL;
+    struct cf_metrics *metrics = NULL;
+    struct cf_http_ops *ops = NULL;
+    char err[512] = "", port_key[96], bind_key[96];
+    int rc = 1;
+
+    (void)snprintf(port_key, sizeof(port_key), "%s_HTTP_PORT", spec->ops_prefix);
+    (void)snprintf(bind_key, sizeof(bind_key), "%s_HTTP_BIND", spec->ops_prefix);
+    cf_status st = cf_kafka_loop_new(svc->config, spec->service, spec->group, spec->topics,
+                                     spec->ntopics, spec->handler, spec->ctx, &loop, err,
+                                     sizeof(err));
+    if (st == CF_OK && spec->timer != NULL)
+        st = cf_kafka_loop_set_timer(loop, (int)cf_config_int(svc->config, spec->timer_ms_key),
+                                     spec->timer, spec->ctx);
+    if (st == CF_OK && (st = cf_metrics_new(spec->service, &metrics)) != CF_OK)
+        (void)cf_fail(err, sizeof(err), st, "metrics: %s", cf_strerror(st));
+    if (st == CF_OK)
+        st = cf_metrics_watch_loop(metrics, loop, err, sizeof(err));
+    if (st == CF_OK && spec->register_metrics != NULL)
+        st = spec->register_metrics(metrics, spec->ctx, err, sizeof(err));
+    if (st == CF_OK) {
+        const struct cf_http_readiness readiness = {loop, svc->redis != NULL, spec->ready_topic};
+        st = cf_http_ops_start(svc->config, port_key, bind_key, metrics, &readiness, &ops, err,
+                               sizeof(err));
+    }
+    if (st != CF_OK) {
+        CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
+        rc = st == CF_ECONFIG ? 2 : 1;
+        goto out;
+    }
+    if (started != NULL)
+        CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("group", spec->group), *started);
+    else
+        CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("group", spec->group));
+    rc = cf_service_run(loop, stop);
+out:
+    cf_http_ops_stop(ops); /* first: it reads the metrics and the loop */
+    cf_metrics_free(metrics);
+    cf_kafka_loop_free(loop);
+    return rc;
+}
+
 void cf_service_stop(struct cf_service *s)
 {
     if (s == NULL)

@@ -11,7 +11,10 @@
 
 #include "avro_serde.h"
 #include "config.h"
+#include "http.h"
 #include "kafka.h"
+#include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "registry.h"
 
@@ -42,6 +45,35 @@ cf_status cf_service_start(const char *service, const struct cf_config_entry *ta
 /* Runs the loop until stop is set: logs "stopped" and returns exit code 0, or logs
  * "loop_failed" with the reason and returns 1. */
 int cf_service_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop);
+
+/* What a service's running loop is made of, for cf_service_serve. */
+struct cf_service_loop_spec {
+    const char *service; /* "assignment": the loop's and the metrics' name */
+    const char *group;   /* consumer group */
+    const char *const *topics;
+    size_t ntopics;
+    cf_kafka_handler handler;
+    void *ctx; /* handler's, timer's and register_metrics' context; stays the caller's */
+    /* The loop's timer, run every cf_config_int(timer_ms_key) ms; NULL: none. */
+    cf_kafka_timer timer;
+    const char *timer_ms_key;
+    /* The ops endpoint (/healthz, /readyz, /metrics): "<prefix>_HTTP_PORT" and
+     * "<prefix>_HTTP_BIND" from CF_HTTP_OPS_CONFIG_ENTRIES(prefix, ...), e.g.
+     * "CASEFLOW_ASSIGNMENT"; /readyz waits for a partition of ready_topic. */
+    const char *ops_prefix;
+    const char *ready_topic;
+    /* Registers the service's own metrics besides the loop's; NULL: none. */
+    cf_status (*register_metrics)(struct cf_metrics *metrics, void *ctx, char *errbuf,
+                                  size_t errlen);
+};
+
+/* Makes the transactional loop of spec with its timer, its metrics and the ops endpoint, logs
+ * "started" with the group and, if not NULL, the field started (CF_LOG_INT("managers", n)), runs
+ * the loop until *stop is set, then stops the endpoint and frees what it made. Returns the exit
+ * code: 0 after a clean stop, 1 if anything failed (logged as "start_failed" or
+ * "loop_failed"), 2 for a bad ops setting. */
+int cf_service_serve(const struct cf_service *svc, const struct cf_service_loop_spec *spec,
+                     const struct cf_log_field *started, const volatile sig_atomic_t *stop);
 
 /* Frees what cf_service_start made. NULL-safe, and safe on a zeroed struct. */
 void cf_service_stop(struct cf_service *service);

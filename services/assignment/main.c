@@ -28,9 +28,9 @@ static const struct cf_config_entry config_table[] = {
 
 /* The service's own metrics besides the loop's: decisions by reason, releases, alerts,
  * re-emissions, and the pending queue's length (as the last serve saw it). */
-static cf_status register_metrics(struct cf_metrics *metrics, struct assignment *a, char *err,
-                                  size_t errlen)
+static cf_status register_metrics(struct cf_metrics *metrics, void *ctx, char *err, size_t errlen)
 {
+    struct assignment *a = ctx;
     cf_status st = CF_OK;
     for (int r = 0; st == CF_OK && r <= ASSIGNMENT_REASON_NO_URGENT_ROOM; r++) {
         bool parked = r == ASSIGNMENT_REASON_NO_ROOM || r == ASSIGNMENT_REASON_NO_URGENT_ROOM;
@@ -66,9 +66,6 @@ int main(int argc, char **argv)
 {
     const size_t n = sizeof(config_table) / sizeof(config_table[0]);
     struct cf_service svc;
-    struct cf_kafka_loop *loop = NULL;
-    struct cf_metrics *metrics = NULL;
-    struct cf_http_ops *ops = NULL;
     struct cf_roster_view *view = NULL;
     struct assignment_scripts scripts;
     const char *topics[] = {ASSIGNMENT_TOPIC_VALIDATED, ASSIGNMENT_TOPIC_CLOSED,
@@ -115,38 +112,19 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    st = cf_kafka_loop_new(svc.config, ASSIGNMENT_SERVICE, ASSIGNMENT_GROUP, topics,
-                           sizeof(topics) / sizeof(topics[0]), assignment_handle, &a, &loop, err,
-                           sizeof(err));
-    if (st == CF_OK)
-        st = cf_kafka_loop_set_timer(loop,
-                                     (int)cf_config_int(svc.config, "CASEFLOW_ASSIGNMENT_TIMER_MS"),
-                                     assignment_tick, &a);
-    if (st == CF_OK && (st = cf_metrics_new(ASSIGNMENT_SERVICE, &metrics)) != CF_OK)
-        (void)cf_fail(err, sizeof(err), st, "metrics: %s", cf_strerror(st));
-    if (st == CF_OK)
-        st = cf_metrics_watch_loop(metrics, loop, err, sizeof(err));
-    if (st == CF_OK)
-        st = register_metrics(metrics, &a, err, sizeof(err));
-    if (st == CF_OK) {
-        const struct cf_http_readiness readiness = {loop, true, ASSIGNMENT_TOPIC_VALIDATED};
-        st = cf_http_ops_start(svc.config, "CASEFLOW_ASSIGNMENT_HTTP_PORT",
-                               "CASEFLOW_ASSIGNMENT_HTTP_BIND", metrics, &readiness, &ops, err,
-                               sizeof(err));
-    }
-    if (st != CF_OK) {
-        CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
-        rc = st == CF_ECONFIG ? 2 : 1;
-        goto out;
-    }
-    CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("group", ASSIGNMENT_GROUP),
-           CF_LOG_INT("managers", a.roster.count),
-           CF_LOG_INT("pending_alert_seconds", a.alert_ms / 1000));
-    rc = cf_service_run(loop, stop);
+    const struct cf_service_loop_spec spec = {.service = ASSIGNMENT_SERVICE,
+                                              .group = ASSIGNMENT_GROUP,
+                                              .topics = topics,
+                                              .ntopics = sizeof(topics) / sizeof(topics[0]),
+                                              .handler = assignment_handle,
+                                              .ctx = &a,
+                                              .timer = assignment_tick,
+                                              .timer_ms_key = "CASEFLOW_ASSIGNMENT_TIMER_MS",
+                                              .ops_prefix = "CASEFLOW_ASSIGNMENT",
+                                              .ready_topic = ASSIGNMENT_TOPIC_VALIDATED,
+                                              .register_metrics = register_metrics};
+    rc = cf_service_serve(&svc, &spec, &CF_LOG_INT("managers", a.roster.count), stop);
 out:
-    cf_http_ops_stop(ops); /* first: it reads the metrics and the loop */
-    cf_metrics_free(metrics);
-    cf_kafka_loop_free(loop);
     assignment_release_roster(&a);
     cf_roster_view_free(view);
     assignment_scripts_free(&scripts);

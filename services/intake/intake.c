@@ -369,9 +369,6 @@ static cf_status handle_submitted(struct intake *intake, const struct cf_kafka_r
     char patient_key[INTAKE_KEY_HEX_LEN + 1];
     char new_case_id[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1];
     struct intake_fold_result fold;
-    struct cf_cloudevent ce;
-    unsigned char *wire = NULL;
-    size_t wire_len = 0;
     cf_status st;
 
     if (in->value == NULL) {
@@ -426,25 +423,14 @@ static cf_status handle_submitted(struct intake *intake, const struct cf_kafka_r
     st = intake_build_case_opened(submitted, &params, &opened, errbuf, errlen);
     if (st != CF_OK)
         goto out;
-    st = cf_serde_encode_json(intake->serde, INTAKE_OUTPUT_TOPIC, opened, &wire, &wire_len, errbuf,
-                              errlen);
+    st = cf_cloudevent_emit(intake->serde, INTAKE_SERVICE, INTAKE_OUTPUT_TOPIC,
+                            INTAKE_CASE_OPENED_TYPE, fold.case_id, opened, out, errbuf, errlen);
     if (st != CF_OK)
         goto out;
-    st = cf_cloudevent_from_json(&ce, INTAKE_SERVICE, INTAKE_CASE_OPENED_TYPE, opened, errbuf,
-                                 errlen);
-    if (st != CF_OK)
-        goto out;
-    st = cf_kafka_out_add(out, INTAKE_OUTPUT_TOPIC, fold.case_id, CF_UUID_LEN, wire, wire_len,
-                          ce.headers, CF_CE_HEADER_COUNT);
-    if (st != CF_OK) {
-        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
-        goto out;
-    }
     CF_LOG(CF_LOG_INFO, "case_opened", CF_LOG_ID("case_id", fold.case_id),
            CF_LOG_ID("inquiry_id", inquiry_id), CF_LOG_ID("event_id", event_id),
            CF_LOG_ID("causation_id", cause));
 out:
-    free(wire);
     json_decref(opened);
     json_decref(submitted);
     return st;

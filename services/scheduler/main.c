@@ -29,9 +29,9 @@ static const struct cf_config_entry config_table[] = {
 };
 
 /* The service's counters besides the loop's. */
-static cf_status register_metrics(struct cf_metrics *m, struct scheduler *s, char *err,
-                                  size_t errlen)
+static cf_status register_metrics(struct cf_metrics *m, void *ctx, char *err, size_t errlen)
 {
+    struct scheduler *s = ctx;
     static const char *const help_b = "Teleconsultations booked, rescheduled or cancelled.";
     cf_status st = cf_metrics_counter_new(m, "caseflow_scheduler_bookings_total", help_b,
                                           "status", "BOOKED", &s->booked, err, errlen);
@@ -105,10 +105,7 @@ int main(int argc, char **argv)
 {
     const size_t n = sizeof(config_table) / sizeof(config_table[0]);
     struct cf_service svc;
-    struct cf_kafka_loop *loop = NULL;
     struct cf_redis_pipeline *pipeline = NULL;
-    struct cf_metrics *metrics = NULL;
-    struct cf_http_ops *ops = NULL;
     struct cf_roster_view *view = NULL;
     struct sched_scripts scripts;
     struct scheduler s;
@@ -156,39 +153,23 @@ int main(int argc, char **argv)
     s.roster_view = view;
     s.producer = SCHEDULER_PRODUCER;
     s.roster_version = (uint64_t)-1;
-    st = scheduler_roster_refresh(&s, err, sizeof(err));
-    if (st == CF_OK)
-        st = cf_kafka_loop_new(svc.config, SCHEDULER_SERVICE, SCHEDULER_GROUP, topics,
-                               sizeof(topics) / sizeof(topics[0]), scheduler_handle, &s, &loop,
-                               err, sizeof(err));
-    if (st == CF_OK)
-        st = cf_kafka_loop_set_timer(loop,
-                                     (int)cf_config_int(svc.config, "CASEFLOW_SCHEDULER_TIMER_MS"),
-                                     scheduler_tick, &s);
-    if (st == CF_OK && (st = cf_metrics_new(SCHEDULER_SERVICE, &metrics)) != CF_OK)
-        (void)cf_fail(err, sizeof(err), st, "metrics: %s", cf_strerror(st));
-    if (st == CF_OK)
-        st = cf_metrics_watch_loop(metrics, loop, err, sizeof(err));
-    if (st == CF_OK)
-        st = register_metrics(metrics, &s, err, sizeof(err));
-    if (st == CF_OK) {
-        const struct cf_http_readiness readiness = {loop, true, SCHED_T_ASSIGNED};
-        st = cf_http_ops_start(svc.config, "CASEFLOW_SCHEDULER_HTTP_PORT",
-                               "CASEFLOW_SCHEDULER_HTTP_BIND", metrics, &readiness, &ops, err,
-                               sizeof(err));
-    }
-    if (st != CF_OK) {
+    if ((st = scheduler_roster_refresh(&s, err, sizeof(err))) != CF_OK) {
         CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
-        rc = st == CF_ECONFIG ? 2 : 1;
         goto out;
     }
-    CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("group", SCHEDULER_GROUP),
-           CF_LOG_INT("specialists", (long long)s.roster.n));
-    rc = cf_service_run(loop, stop);
+    const struct cf_service_loop_spec spec = {.service = SCHEDULER_SERVICE,
+                                              .group = SCHEDULER_GROUP,
+                                              .topics = topics,
+                                              .ntopics = sizeof(topics) / sizeof(topics[0]),
+                                              .handler = scheduler_handle,
+                                              .ctx = &s,
+                                              .timer = scheduler_tick,
+                                              .timer_ms_key = "CASEFLOW_SCHEDULER_TIMER_MS",
+                                              .ops_prefix = "CASEFLOW_SCHEDULER",
+                                              .ready_topic = SCHED_T_ASSIGNED,
+                                              .register_metrics = register_metrics};
+    rc = cf_service_serve(&svc, &spec, &CF_LOG_INT("specialists", s.roster.n), stop);
 out:
-    cf_http_ops_stop(ops); /* first: it reads the metrics and the loop */
-    cf_metrics_free(metrics);
-    cf_kafka_loop_free(loop);
     sched_roster_clear(&s.roster);
     cf_roster_view_free(view);
     cf_redis_pipeline_free(pipeline);

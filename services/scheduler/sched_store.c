@@ -58,25 +58,6 @@ static const char held_lua[] =
     "end\n"
     "return out\n";
 
-/* KEYS: the set. ARGV: member, due ms (negative: remove), TTL ms of the set. */
-static const char zschedule_lua[] = "if tonumber(ARGV[2]) < 0 then\n"
-                                    "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
-                                    "  return 0\n"
-                                    "end\n"
-                                    "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])\n"
-                                    "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then\n"
-                                    "  redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-                                    "end\n"
-                                    "return 1\n";
-
-/* KEYS: the set. ARGV: now, lease end, limit (as validation's expiry claim). */
-static const char claim_lua[] =
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
-    "for _, m in ipairs(due) do\n"
-    "  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m)\n"
-    "end\n"
-    "return due\n";
-
 /* KEYS: the hash. ARGV: first day, last day. Flat {day, count, ...} of the days in range. */
 static const char clinic_read_lua[] =
     "local out = {}\n"
@@ -117,11 +98,7 @@ cf_status sched_scripts_new(struct sched_scripts *s, char *errbuf, size_t errlen
     if (st == CF_OK)
         st = cf_redis_script_new(held_lua, idem, &s->held, errbuf, errlen);
     if (st == CF_OK)
-        st = cf_redis_script_new(zschedule_lua, idem, &s->zschedule, errbuf, errlen);
-    /* Not idempotent: a lost reply's retry claims nothing, and the members wait for their
-     * lease, which is slower but never wrong. */
-    if (st == CF_OK)
-        st = cf_redis_script_new(claim_lua, 0, &s->claim, errbuf, errlen);
+        st = cf_due_set_init(&s->due, errbuf, errlen);
     if (st == CF_OK)
         st = cf_redis_script_new(clinic_read_lua, idem, &s->clinic_read, errbuf, errlen);
     if (st == CF_OK)
@@ -138,8 +115,7 @@ void sched_scripts_free(struct sched_scripts *s)
     cf_redis_script_free(s->book);
     cf_redis_script_free(s->release);
     cf_redis_script_free(s->held);
-    cf_redis_script_free(s->zschedule);
-    cf_redis_script_free(s->claim);
+    cf_due_set_clear(&s->due);
     cf_redis_script_free(s->clinic_read);
     cf_redis_script_free(s->clinic_take);
     memset(s, 0, sizeof(*s));
@@ -269,31 +245,6 @@ cf_status sched_store_held(struct cf_redis *r, struct cf_redis_pipeline *p,
             counts[i] = 0;
         }
     return st;
-}
-
-cf_status sched_store_due(struct cf_redis_pipeline *p, const struct sched_scripts *s,
-                          const char *key, const char *member, int64_t due_ms, int64_t ttl_ms,
-                          char *errbuf, size_t errlen)
-{
-    char due[24], ttl[24];
-    const char *keys[] = {key};
-    (void)snprintf(due, sizeof(due), "%" PRId64, due_ms < 0 ? -1 : due_ms);
-    (void)snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    const char *args[] = {member, due, ttl};
-    return cf_redis_pipeline_script(p, s->zschedule, 1, keys, 3, args, NULL, errbuf, errlen);
-}
-
-cf_status sched_store_claim(struct cf_redis *r, const struct sched_scripts *s, const char *key,
-                            int64_t now_ms, int64_t lease_end_ms, int limit,
-                            struct cf_redis_value **due, char *errbuf, size_t errlen)
-{
-    char now[24], lease[24], lim[16];
-    const char *keys[] = {key};
-    (void)snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    (void)snprintf(lease, sizeof(lease), "%" PRId64, lease_end_ms);
-    (void)snprintf(lim, sizeof(lim), "%d", limit);
-    const char *args[] = {now, lease, lim};
-    return cf_redis_script_run(r, s->claim, 1, keys, 3, args, NULL, due, errbuf, errlen);
 }
 
 cf_status sched_store_clinic_read(struct cf_redis *r, const struct sched_scripts *s,

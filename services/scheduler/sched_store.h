@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "due_set.h"
 #include "redis.h"
 #include "status.h"
 
@@ -31,8 +32,7 @@ struct sched_scripts {
     struct cf_redis_script *book;        /* hold + daily cap (+ release of the old hold) */
     struct cf_redis_script *release;     /* drop one hold if it is the teleconsult's */
     struct cf_redis_script *held;        /* a specialist's held starts in a range */
-    struct cf_redis_script *zschedule;   /* add / remove one member of a due-time set */
-    struct cf_redis_script *claim;       /* the due members, pushed a lease ahead */
+    struct cf_due_set due;               /* the reminder and waiting-case sets */
     struct cf_redis_script *clinic_read; /* clinic day counts in a range */
     struct cf_redis_script *clinic_take; /* take clinic days under the daily capacity */
 };
@@ -82,18 +82,6 @@ cf_status sched_store_held(struct cf_redis *r, struct cf_redis_pipeline *p,
                            const struct sched_scripts *s, const char *const *ids, size_t n,
                            int64_t from_ms, int64_t to_ms, const char *exclude_tid,
                            int64_t **starts, size_t *counts, char *errbuf, size_t errlen);
-
-/* Appends to p the command that puts member into the due-time set key at due_ms (due_ms < 0:
- * removes it), keeping the set alive ttl_ms at least. */
-cf_status sched_store_due(struct cf_redis_pipeline *p, const struct sched_scripts *s,
-                          const char *key, const char *member, int64_t due_ms, int64_t ttl_ms,
-                          char *errbuf, size_t errlen);
-
-/* Claims up to limit members of the due-time set key due by now_ms, pushing each to
- * lease_end_ms. On CF_OK *due is the reply (an array of strings; the caller frees it). */
-cf_status sched_store_claim(struct cf_redis *r, const struct sched_scripts *s, const char *key,
-                            int64_t now_ms, int64_t lease_end_ms, int limit,
-                            struct cf_redis_value **due, char *errbuf, size_t errlen);
 
 /* Clinic day counts for days [from_day, to_day] into counts (to_day - from_day + 1 ints,
  * zeroed first). Redis errors. */

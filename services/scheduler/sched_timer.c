@@ -38,7 +38,7 @@ static cf_status drop_due(struct scheduler *s, const char *key, const char *memb
                           size_t errlen)
 {
     cf_redis_pipeline_reset(s->pipeline);
-    cf_status st = sched_store_due(s->pipeline, s->scripts, key, member, -1,
+    cf_status st = cf_due_set_put(s->pipeline, &s->scripts->due, key, member, -1,
                                    s->set.state_ttl_seconds * 1000, errbuf, errlen);
     if (st == CF_OK)
         st = cf_redis_pipeline_exec(s->redis, s->pipeline, errbuf, errlen);
@@ -190,7 +190,7 @@ cf_status scheduler_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, ch
     if ((st = scheduler_roster_refresh(s, errbuf, errlen)) != CF_OK)
         return st;
 
-    st = sched_store_claim(s->redis, s->scripts, SCHED_REMINDERS_KEY, now_ms,
+    st = cf_due_set_claim(s->redis, &s->scripts->due, SCHED_REMINDERS_KEY, now_ms,
                            now_ms + SCHED_REMINDER_LEASE_MS, SCHED_TIMER_BATCH, &due, errbuf,
                            errlen);
     for (size_t i = 0; st == CF_OK && due->type == CF_REDIS_ARRAY && i < due->count; i++)
@@ -204,7 +204,7 @@ cf_status scheduler_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, ch
     /* After a roster change every waiting case is searched at once, not at its next turn. */
     int64_t upto = s->retry_pending_now ? INT64_MAX / 4 : now_ms;
     s->retry_pending_now = false;
-    st = sched_store_claim(s->redis, s->scripts, SCHED_PENDING_KEY, upto,
+    st = cf_due_set_claim(s->redis, &s->scripts->due, SCHED_PENDING_KEY, upto,
                            now_ms + s->set.pending_retry_ms, SCHED_TIMER_BATCH, &due, errbuf,
                            errlen);
     for (size_t i = 0; st == CF_OK && due->type == CF_REDIS_ARRAY && i < due->count; i++)

@@ -105,7 +105,7 @@ cf_status sched_store_state(struct scheduler *s, const char *case_id, const json
     int64_t ttl_ms = s->set.state_ttl_seconds * 1000;
     cf_redis_pipeline_reset(s->pipeline);
     for (size_t i = 0; st == CF_OK && ops != NULL && i < ops->n; i++)
-        st = sched_store_due(s->pipeline, s->scripts, ops->op[i].key, ops->op[i].member,
+        st = cf_due_set_put(s->pipeline, &s->scripts->due, ops->op[i].key, ops->op[i].member,
                              ops->op[i].due, ttl_ms, errbuf, errlen);
     if (st == CF_OK)
         st = cf_redis_pipeline_set(s->pipeline, key, text, strlen(text), s->set.state_ttl_seconds,
@@ -125,20 +125,10 @@ cf_status sched_emit(struct scheduler *s, const char *case_id, const json_t *ite
     const char *topic = sched_str(item, "topic", NULL);
     const char *type = sched_str(item, "type", NULL);
     const json_t *event = json_object_get(item, "event");
-    unsigned char *wire = NULL;
-    size_t wire_len = 0;
-    struct cf_cloudevent ce;
     if (topic == NULL || type == NULL || event == NULL)
         return cf_fail(errbuf, errlen, CF_EINVAL, "stored output incomplete");
-    cf_status st = cf_serde_encode_json(s->serde, topic, event, &wire, &wire_len, errbuf, errlen);
-    if (st == CF_OK)
-        st = cf_cloudevent_from_json(&ce, SCHEDULER_SERVICE, type, event, errbuf, errlen);
-    if (st == CF_OK &&
-        (st = cf_kafka_out_add(out, topic, case_id, strlen(case_id), wire, wire_len, ce.headers,
-                               CF_CE_HEADER_COUNT)) != CF_OK)
-        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
-    free(wire);
-    return st;
+    return cf_cloudevent_emit(s->serde, SCHEDULER_SERVICE, topic, type, case_id, event, out,
+                              errbuf, errlen);
 }
 
 cf_status sched_emit_all(struct scheduler *s, const char *case_id, const json_t *list,
@@ -903,7 +893,7 @@ static cf_status on_readback(struct scheduler *s, const char *topic, const json_
         (void)snprintf(member, sizeof(member), "%s/%s/%" PRId64 "/%s", case_id,
                        sched_str(in, "teleconsult_id", NULL), start, sched_str(in, "lead", NULL));
         cf_redis_pipeline_reset(s->pipeline);
-        st = sched_store_due(s->pipeline, s->scripts, SCHED_REMINDERS_KEY, member, -1,
+        st = cf_due_set_put(s->pipeline, &s->scripts->due, SCHED_REMINDERS_KEY, member, -1,
                              s->set.state_ttl_seconds * 1000, errbuf, errlen);
         if (st == CF_OK)
             st = cf_redis_pipeline_exec(s->redis, s->pipeline, errbuf, errlen);

@@ -9,66 +9,13 @@
 #include "log.h"
 #include "validation.h"
 
-/* KEYS[1] the set; ARGV: member, due ms (negative: remove), TTL ms of the set. Running it
- * twice leaves the same set. */
-static const char schedule_lua[] = "if tonumber(ARGV[2]) < 0 then\n"
-                                   "  redis.call('ZREM', KEYS[1], ARGV[1])\n"
-                                   "  return 0\n"
-                                   "end\n"
-                                   "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])\n"
-                                   "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then\n"
-                                   "  redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-                                   "end\n"
-                                   "return 1\n";
-
-/* KEYS[1] the set; ARGV: now ms, lease end ms, limit. The members due by now, each pushed to
- * the lease's end (ZADD XX: only members still there), so a second run does not return them
- * again before the lease is over. The set's TTL is untouched: it was set when they were
- * added. */
-static const char claim_lua[] =
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
-    "for _, m in ipairs(due) do\n"
-    "  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m)\n"
-    "end\n"
-    "return due\n";
-
-cf_status validation_expiry_scripts_new(struct validation_expiry_scripts *s, char *errbuf,
-                                        size_t errlen)
+cf_status validation_expiry_schedule(struct cf_redis_pipeline *p, const struct cf_due_set *s,
+                                     const char *case_id, int64_t due_ms, int64_t ttl_ms,
+                                     char *errbuf, size_t errlen)
 {
-    cf_status st;
-    s->schedule = s->claim = NULL;
-    st =
-        cf_redis_script_new(schedule_lua, CF_REDIS_SCRIPT_IDEMPOTENT, &s->schedule, errbuf, errlen);
-    /* Not idempotent: a second run after a lost reply returns nothing, and the members then
-     * wait for the lease, which is slower but never wrong. */
-    if (st == CF_OK)
-        st = cf_redis_script_new(claim_lua, 0, &s->claim, errbuf, errlen);
-    if (st != CF_OK)
-        validation_expiry_scripts_free(s);
-    return st;
-}
-
-void validation_expiry_scripts_free(struct validation_expiry_scripts *s)
-{
-    if (s == NULL)
-        return;
-    cf_redis_script_free(s->schedule);
-    cf_redis_script_free(s->claim);
-    s->schedule = s->claim = NULL;
-}
-
-cf_status validation_expiry_schedule(struct cf_redis_pipeline *p,
-                                     const struct validation_expiry_scripts *s, const char *case_id,
-                                     int64_t due_ms, int64_t ttl_ms, char *errbuf, size_t errlen)
-{
-    char due[24], ttl[24];
-    const char *keys[] = {VALIDATION_EXPIRY_KEY};
     if (!cf_uuid_valid(case_id))
         return cf_fail(errbuf, errlen, CF_EINVAL, "case id: not a UUID");
-    (void)snprintf(due, sizeof(due), "%" PRId64, due_ms < 0 ? -1 : due_ms);
-    (void)snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    const char *args[] = {case_id, due, ttl};
-    return cf_redis_pipeline_script(p, s->schedule, 1, keys, 3, args, NULL, errbuf, errlen);
+    return cf_due_set_put(p, s, VALIDATION_EXPIRY_KEY, case_id, due_ms, ttl_ms, errbuf, errlen);
 }
 
 void validation_expiry_event_id(const char *info_request_id, char out[CF_UUID_LEN + 1])
@@ -166,17 +113,9 @@ cf_status validation_expire(void *ctx, int64_t now_ms, struct cf_kafka_out *out,
 {
     struct validation *v = ctx;
     struct cf_redis_value *due = NULL;
-    char now[24], lease[24], limit[16];
-    const char *keys[] = {VALIDATION_EXPIRY_KEY};
-    cf_status st;
-
-    (void)snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    (void)snprintf(lease, sizeof(lease), "%" PRId64,
-                   (int64_t)(now_ms + VALIDATION_EXPIRY_LEASE_MS));
-    (void)snprintf(limit, sizeof(limit), "%d", VALIDATION_EXPIRY_BATCH);
-    const char *args[] = {now, lease, limit};
-    st = cf_redis_script_run(v->redis, v->expiry->claim, 1, keys, 3, args, NULL, &due, errbuf,
-                             errlen);
+    cf_status st = cf_due_set_claim(v->redis, v->expiry, VALIDATION_EXPIRY_KEY, now_ms,
+                                    now_ms + VALIDATION_EXPIRY_LEASE_MS, VALIDATION_EXPIRY_BATCH,
+                                    &due, errbuf, errlen);
     if (st != CF_OK)
         goto out;
     for (size_t i = 0; due->type == CF_REDIS_ARRAY && i < due->count; i++) {

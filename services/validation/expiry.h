@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "due_set.h"
 #include "kafka.h"
 #include "redis.h"
 #include "status.h"
@@ -22,21 +23,10 @@
 /* Cases claimed per timer run (one transaction). */
 #define VALIDATION_EXPIRY_BATCH 100
 
-/* The Lua scripts expiry runs; made once at start, shared (immutable). */
-struct validation_expiry_scripts {
-    struct cf_redis_script *schedule; /* add or remove one due time (idempotent) */
-    struct cf_redis_script *claim;    /* the due ones, pushed a lease ahead */
-};
-
-/* Creates both scripts. CF_ENOMEM. Free with validation_expiry_scripts_free (NULL-safe parts). */
-cf_status validation_expiry_scripts_new(struct validation_expiry_scripts *s, char *errbuf,
-                                        size_t errlen);
-void validation_expiry_scripts_free(struct validation_expiry_scripts *s);
-
 /* Appends to p the command that makes case_id due at due_ms (due_ms < 0: no longer due),
  * keeping the set alive ttl_ms at least. CF_EINVAL for a case id that is not a UUID. */
 cf_status validation_expiry_schedule(struct cf_redis_pipeline *p,
-                                     const struct validation_expiry_scripts *s, const char *case_id,
+                                     const struct cf_due_set *s, const char *case_id,
                                      int64_t due_ms, int64_t ttl_ms, char *errbuf, size_t errlen);
 
 /* The id of the CaseClosed that expires the wait for the CaseInfoRequested info_request_id:

@@ -22,9 +22,10 @@ static const struct cf_config_entry config_table[] = {
 };
 
 /* The service's own counters besides the loop's: outcomes by kind and expiries. */
-static cf_status register_metrics(struct cf_metrics *metrics, struct validation *v, char *err,
+static cf_status register_metrics(struct cf_metrics *metrics, void *ctx, char *err,
                                   size_t errlen)
 {
+    struct validation *v = ctx;
     static const enum validation_outcome outcomes[] = {
         VALIDATION_OUTCOME_VALIDATED, VALIDATION_OUTCOME_INFO_REQUESTED,
         VALIDATION_OUTCOME_REVIEW_REQUESTED, VALIDATION_OUTCOME_REJECTED};
@@ -49,11 +50,8 @@ int main(int argc, char **argv)
 {
     const size_t n = sizeof(config_table) / sizeof(config_table[0]);
     struct cf_service svc;
-    struct cf_kafka_loop *loop = NULL;
     struct cf_redis_pipeline *pipeline = NULL;
-    struct cf_metrics *metrics = NULL;
-    struct cf_http_ops *ops = NULL;
-    struct validation_expiry_scripts expiry = {NULL, NULL};
+    struct cf_due_set expiry = {NULL, NULL};
     const char *topics[] = {VALIDATION_TOPIC_OPENED, VALIDATION_TOPIC_INFO_PROVIDED,
                             VALIDATION_TOPIC_REVIEWED, VALIDATION_TOPIC_CLOSED};
     char err[512] = "";
@@ -78,7 +76,7 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    st = validation_expiry_scripts_new(&expiry, err, sizeof(err));
+    st = cf_due_set_init(&expiry, err, sizeof(err));
     if (st == CF_OK)
         st = cf_redis_pipeline_new(svc.redis, &pipeline);
     if (st != CF_OK) {
@@ -96,39 +94,21 @@ int main(int argc, char **argv)
                                     {NULL},
                                     NULL,
                                     NULL};
-    st = cf_kafka_loop_new(svc.config, VALIDATION_SERVICE, VALIDATION_GROUP, topics,
-                           sizeof(topics) / sizeof(topics[0]), validation_handle, &validation,
-                           &loop, err, sizeof(err));
-    if (st == CF_OK)
-        st = cf_kafka_loop_set_timer(
-            loop, (int)cf_config_int(svc.config, "CASEFLOW_VALIDATION_EXPIRY_CHECK_MS"),
-            validation_expire, &validation);
-    if (st == CF_OK && (st = cf_metrics_new(VALIDATION_SERVICE, &metrics)) != CF_OK)
-        (void)cf_fail(err, sizeof(err), st, "metrics: %s", cf_strerror(st));
-    if (st == CF_OK)
-        st = cf_metrics_watch_loop(metrics, loop, err, sizeof(err));
-    if (st == CF_OK)
-        st = register_metrics(metrics, &validation, err, sizeof(err));
-    if (st == CF_OK) {
-        const struct cf_http_readiness readiness = {loop, true, VALIDATION_TOPIC_OPENED};
-        st = cf_http_ops_start(svc.config, "CASEFLOW_VALIDATION_HTTP_PORT",
-                               "CASEFLOW_VALIDATION_HTTP_BIND", metrics, &readiness, &ops, err,
-                               sizeof(err));
-    }
-    if (st != CF_OK) {
-        CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
-        rc = st == CF_ECONFIG ? 2 : 1;
-        goto out;
-    }
-    CF_LOG(CF_LOG_INFO, "started", CF_LOG_ID("group", VALIDATION_GROUP),
-           CF_LOG_INT("info_wait_seconds", wait_seconds));
-    rc = cf_service_run(loop, stop);
+    const struct cf_service_loop_spec spec = {.service = VALIDATION_SERVICE,
+                                              .group = VALIDATION_GROUP,
+                                              .topics = topics,
+                                              .ntopics = sizeof(topics) / sizeof(topics[0]),
+                                              .handler = validation_handle,
+                                              .ctx = &validation,
+                                              .timer = validation_expire,
+                                              .timer_ms_key = "CASEFLOW_VALIDATION_EXPIRY_CHECK_MS",
+                                              .ops_prefix = "CASEFLOW_VALIDATION",
+                                              .ready_topic = VALIDATION_TOPIC_OPENED,
+                                              .register_metrics = register_metrics};
+    rc = cf_service_serve(&svc, &spec, &CF_LOG_INT("info_wait_seconds", wait_seconds), stop);
 out:
-    cf_http_ops_stop(ops); /* first: it reads the metrics and the loop */
-    cf_metrics_free(metrics);
-    cf_kafka_loop_free(loop);
     cf_redis_pipeline_free(pipeline);
-    validation_expiry_scripts_free(&expiry);
+    cf_due_set_clear(&expiry);
     cf_service_stop(&svc);
     return rc;
 }

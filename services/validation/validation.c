@@ -478,22 +478,7 @@ cf_status validation_emit(struct validation *v, const char *topic, const char *t
                           const char *case_id, const json_t *event, struct cf_kafka_out *out,
                           char *errbuf, size_t errlen)
 {
-    unsigned char *wire = NULL;
-    size_t wire_len = 0;
-    struct cf_cloudevent ce;
-    cf_status st = cf_serde_encode_json(v->serde, topic, event, &wire, &wire_len, errbuf, errlen);
-    if (st != CF_OK)
-        goto out;
-    st = cf_cloudevent_from_json(&ce, VALIDATION_SERVICE, type, event, errbuf, errlen);
-    if (st != CF_OK)
-        goto out;
-    st = cf_kafka_out_add(out, topic, case_id, strlen(case_id), wire, wire_len, ce.headers,
-                          CF_CE_HEADER_COUNT);
-    if (st != CF_OK)
-        (void)cf_fail(errbuf, errlen, st, "output: %s", cf_strerror(st));
-out:
-    free(wire);
-    return st;
+    return cf_cloudevent_emit(v->serde, VALIDATION_SERVICE, topic, type, case_id, event, out, errbuf, errlen);
 }
 
 /* The input kind of a topic validation reads; false for any other topic. */

@@ -142,7 +142,7 @@ struct validation {
     struct cf_serde *serde;
     struct cf_redis *redis;
     struct cf_redis_pipeline *pipeline; /* scratch for the state writes */
-    const struct validation_expiry_scripts *expiry;
+    const struct cf_due_set *expiry;
     const char *producer;
     int64_t info_wait_ms;
     long long state_ttl_seconds;
