@@ -275,6 +275,15 @@ cf_status cf_kafka_group_progress(const struct cf_config *config, const char *gr
                                   const char *topic, int timeout_ms,
                                   struct cf_kafka_group_progress *out, char *errbuf, size_t errlen);
 
+/* Moves the consumer group's committed offsets on every partition of topics[0..ntopics) to the
+ * partition's end (high watermark): what `kafka-consumer-groups --reset-offsets --to-latest`
+ * does. The group must have no running member (CF_EKAFKA otherwise); its members then start
+ * after everything written so far. For tests and benchmarks on a shared stack; an operator's
+ * tool too. CF_ENOTFOUND for a topic that does not exist. */
+cf_status cf_kafka_group_to_end(const struct cf_config *config, const char *group_id,
+                                const char *const *topics, size_t ntopics, int timeout_ms,
+                                char *errbuf, size_t errlen);
+
 /* ---- Handler outputs --------------------------------------------------------------------- */
 
 /* Limits on what one handler call may queue; cf_kafka_out_add returns CF_ETOOBIG past them. */

@@ -261,44 +261,68 @@ out:
     return st;
 }
 
-cf_status cf_kafka_group_progress(const struct cf_config *config, const char *group_id,
-                                  const char *topic, int timeout_ms,
-                                  struct cf_kafka_group_progress *out, char *errbuf, size_t errlen)
+/* A consumer that names group_id but never subscribes: it reads and commits the group's offsets
+ * without joining it. read_committed makes the broker answer only with offsets of committed
+ * transactions. */
+static cf_status group_client_new(const struct cf_config *config, const char *group_id,
+                                  rd_kafka_t **rk, char *errbuf, size_t errlen)
 {
-    cf_status st = CF_OK;
     rd_kafka_conf_t *conf = NULL;
-    rd_kafka_t *rk = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_partition_list_t *list = NULL;
-
-    if (out == NULL || group_id == NULL || group_id[0] == '\0' || !kafka_name_ok(topic, TOPIC_MAX))
-        return cf_fail(errbuf, errlen, CF_EINVAL, "group progress: bad group, topic or output");
-    memset(out, 0, sizeof(*out));
-    /* A consumer that names the group but never subscribes: it reads the group's offsets
-     * without joining it. read_committed makes the broker answer only with offsets of
-     * committed transactions. */
     const struct kv fixed[] = {
         {"group.id", group_id},
         {"enable.auto.commit", "false"},
         {"isolation.level", "read_committed"},
     };
-    st = kafka_conf_build(config, NULL, 0, fixed, sizeof(fixed) / sizeof(fixed[0]), NULL, &conf,
-                          errbuf, errlen);
-    if (st != CF_OK)
-        goto out;
-    if ((st = kafka_client_new(RD_KAFKA_CONSUMER, &conf, &rk, errbuf, errlen)) != CF_OK)
-        goto out;
-    rd_kafka_resp_err_t err = kafka_topic_metadata(rk, topic, timeout_ms, &md);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        st = cf_fail(errbuf, errlen,
-                     err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? CF_ENOTFOUND : CF_EKAFKA,
-                     "topic %s: %s", topic, rd_kafka_err2str(err));
-        goto out;
+    cf_status st = kafka_conf_build(config, NULL, 0, fixed, sizeof(fixed) / sizeof(fixed[0]), NULL,
+                                    &conf, errbuf, errlen);
+    if (st == CF_OK)
+        st = kafka_client_new(RD_KAFKA_CONSUMER, &conf, rk, errbuf, errlen);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return st;
+}
+
+static void group_client_free(rd_kafka_t *rk)
+{
+    if (rk != NULL) {
+        (void)rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
     }
-    list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+}
+
+/* Appends every partition of topic to list. CF_ENOTFOUND if the topic does not exist. */
+static cf_status add_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                                rd_kafka_topic_partition_list_t *list, char *errbuf, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = kafka_topic_metadata(rk, topic, timeout_ms, &md);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return cf_fail(errbuf, errlen,
+                       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? CF_ENOTFOUND : CF_EKAFKA,
+                       "topic %s: %s", topic, rd_kafka_err2str(err));
     for (int p = 0; p < md->topics[0].partition_cnt; p++)
         rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[p].id);
-    err = rd_kafka_committed(rk, list, timeout_ms);
+    rd_kafka_metadata_destroy(md);
+    return CF_OK;
+}
+
+cf_status cf_kafka_group_progress(const struct cf_config *config, const char *group_id,
+                                  const char *topic, int timeout_ms,
+                                  struct cf_kafka_group_progress *out, char *errbuf, size_t errlen)
+{
+    cf_status st = CF_OK;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+
+    if (out == NULL || group_id == NULL || group_id[0] == '\0' || !kafka_name_ok(topic, TOPIC_MAX))
+        return cf_fail(errbuf, errlen, CF_EINVAL, "group progress: bad group, topic or output");
+    memset(out, 0, sizeof(*out));
+    if ((st = group_client_new(config, group_id, &rk, errbuf, errlen)) != CF_OK)
+        goto out;
+    list = rd_kafka_topic_partition_list_new(8);
+    if ((st = add_partitions(rk, topic, timeout_ms, list, errbuf, errlen)) != CF_OK)
+        goto out;
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk, list, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         st = cf_fail(errbuf, errlen, err == RD_KAFKA_RESP_ERR__TIMED_OUT ? CF_ETIMEOUT : CF_EKAFKA,
                      "committed offsets of %s: %s", group_id, rd_kafka_err2str(err));
@@ -322,13 +346,52 @@ cf_status cf_kafka_group_progress(const struct cf_config *config, const char *gr
 out:
     if (list != NULL)
         rd_kafka_topic_partition_list_destroy(list);
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    if (rk != NULL) {
-        (void)rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
+    group_client_free(rk);
+    return st;
+}
+
+cf_status cf_kafka_group_to_end(const struct cf_config *config, const char *group_id,
+                                const char *const *topics, size_t ntopics, int timeout_ms,
+                                char *errbuf, size_t errlen)
+{
+    cf_status st = CF_OK;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+
+    if (group_id == NULL || group_id[0] == '\0' || topics == NULL || ntopics == 0)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "group to end: bad group or topics");
+    for (size_t t = 0; t < ntopics; t++)
+        if (!kafka_name_ok(topics[t], TOPIC_MAX))
+            return cf_fail(errbuf, errlen, CF_EINVAL, "group to end: bad topic name");
+    if ((st = group_client_new(config, group_id, &rk, errbuf, errlen)) != CF_OK)
+        goto out;
+    list = rd_kafka_topic_partition_list_new(8);
+    for (size_t t = 0; st == CF_OK && t < ntopics; t++)
+        st = add_partitions(rk, topics[t], timeout_ms, list, errbuf, errlen);
+    if (st != CF_OK)
+        goto out;
+    for (int i = 0; i < list->cnt; i++) {
+        int64_t low = 0;
+        int64_t high = 0;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            rk, list->elems[i].topic, list->elems[i].partition, &low, &high, timeout_ms);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            st = cf_fail(errbuf, errlen, CF_EKAFKA, "end offsets of %s: %s", list->elems[i].topic,
+                         rd_kafka_err2str(err));
+            goto out;
+        }
+        list->elems[i].offset = high;
     }
+    /* Not a member of the group: the broker takes the commit only while the group has no
+     * members (it answers UNKNOWN_MEMBER_ID or a rebalance error otherwise). */
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, list, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        st = cf_fail(errbuf, errlen, CF_EKAFKA,
+                     "committing the end offsets for %s (is a member running?): %s", group_id,
+                     rd_kafka_err2str(err));
+out:
+    if (list != NULL)
+        rd_kafka_topic_partition_list_destroy(list);
+    group_client_free(rk);
     return st;
 }

@@ -51,7 +51,7 @@
  * thousands of other runs' cases: a group that never committed would start at the beginning,
  * assign and book all of them into this run's roster and fill its calendars. So, unless
  * --keep-backlog, a group whose backlog is over 1,000 offsets is first moved to the end of its
- * topics (cf_bench_group_skip_to_end; reported). The warm-up then pays for the start, the
+ * topics (cf_kafka_group_to_end; reported). The warm-up then pays for the start, the
  * roster sync and the group joins, and the bench waits until both services are idle.
  *
  * Read back, read_committed, from the end: caseflow.case.assigned, caseflow.teleconsult.scheduled,
@@ -107,7 +107,6 @@
 #define WARMUP_TIMEOUT_MS 180000 /* a dead member of an older run holds partitions ~45 s */
 #define STOP_TIMEOUT_MS 60000
 #define SETTLE_TIMEOUT_MS 600000
-#define SKIP_TIMEOUT_MS 600000 /* reading a million records of backlog without decoding */
 #define BACKLOG_SKIP_OVER 1000 /* offsets; below that the idle wait works it off */
 #define PRODUCE_CHUNK 500
 #define MAX_EXTRA_ENV 5 /* the scheduler's own 5 + 3 forwarded + these stay within 13 */
@@ -763,24 +762,10 @@ static bool start_services(struct bench *b)
     return true;
 }
 
-/* The summed backlog of group over topics[0..n); -1 if any could not be read. */
-static long long group_backlog(const struct bench *b, const char *group, const char *const *topics,
-                               size_t n)
-{
-    long long sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        long long lag = cf_bench_group_backlog(b->config, group, topics[i]);
-        if (lag < 0)
-            return -1;
-        sum += lag;
-    }
-    return sum;
-}
-
 /* Reports each group's backlog and, unless --keep-backlog, moves a big one to the end. */
 static bool handle_backlog(struct bench *b, const char *group, const char *const *topics, size_t n)
 {
-    long long lag = group_backlog(b, group, topics, n);
+    long long lag = cf_test_group_backlog(b->config, group, topics, n);
     printf("  backlog of group %s before the run: %lld offsets (transaction markers included)",
            group, lag);
     if (lag <= BACKLOG_SKIP_OVER || b->keep_backlog) {
@@ -789,13 +774,13 @@ static bool handle_backlog(struct bench *b, const char *group, const char *const
     }
     printf("; moving the group to the end of its topics\n");
     fflush(stdout);
-    int64_t t = cf_bench_now_us();
-    long long skipped = cf_bench_group_skip_to_end(b->config, group, topics, n, SKIP_TIMEOUT_MS);
-    if (skipped < 0)
+    char err[512] = "";
+    if (cf_kafka_group_to_end(b->config, group, topics, n, 30000, err, sizeof(err)) != CF_OK) {
+        fprintf(stderr, "bench_consult: %s\n", err);
         return false;
-    printf("  backlog: %lld records of older runs skipped for %s in %.1f s; %lld offsets left\n",
-           skipped, group, (double)(cf_bench_now_us() - t) / 1e6,
-           group_backlog(b, group, topics, n));
+    }
+    printf("  backlog of group %s now: %lld offsets\n", group,
+           cf_test_group_backlog(b->config, group, topics, n));
     return true;
 }
 

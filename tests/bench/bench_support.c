@@ -437,62 +437,6 @@ bool cf_bench_child_exited(pid_t *pid, int *status)
     return true;
 }
 
-long long cf_bench_group_backlog(const struct cf_config *config, const char *group,
-                                 const char *topic)
-{
-    char err[512];
-    struct cf_kafka_group_progress p;
-    if (cf_kafka_group_progress(config, group, topic, 10000, &p, err, sizeof(err)) != CF_OK)
-        return -1;
-    return (long long)p.lag;
-}
-
-long long cf_bench_group_skip_to_end(const struct cf_config *config, const char *group,
-                                     const char *const *topics, size_t n, int timeout_ms)
-{
-    char err[512] = "";
-    struct cf_kafka_consumer *c = NULL;
-    long long skipped = -1, got = 0;
-    /* Earliest, not latest: with latest a group that never committed would be positioned at
-     * the end without reading anything, and librdkafka commits only positions after records
-     * it handed out, so nothing would be committed and the service would start from the
-     * beginning all the same. */
-    struct cf_kafka_consumer_options opts = {false, false, "earliest"};
-    int64_t start = cf_clock_mono_ms(), last = 0;
-
-    if (cf_kafka_consumer_new(config, group, topics, n, &opts, &c, err, sizeof(err)) != CF_OK)
-        goto out;
-    for (;;) {
-        struct cf_kafka_record *r = NULL;
-        int64_t now = cf_clock_mono_ms();
-        /* Done once records came and then stopped for 3 s, or none came for 60 s: joining the
-         * group takes a few seconds, or up to a session timeout (45 s) while a member that
-         * died still holds the partitions; a group already at the end gets nothing. */
-        if ((last > 0 && now - last > 3000) || (last == 0 && now - start > 60000))
-            break;
-        if (now - start > timeout_ms) {
-            (void)snprintf(err, sizeof(err), "still reading after %d ms", timeout_ms);
-            goto out;
-        }
-        cf_status st = cf_kafka_consumer_poll(c, 500, &r, err, sizeof(err));
-        if (st == CF_OK) {
-            got++;
-            last = cf_clock_mono_ms();
-            cf_kafka_record_release(r);
-        } else if (st == CF_EFATAL) {
-            goto out;
-        }
-    }
-    if (got > 0 && cf_kafka_consumer_commit(c, err, sizeof(err)) != CF_OK)
-        goto out;
-    skipped = got;
-out:
-    if (skipped < 0)
-        fprintf(stderr, "moving group %s to the end of its topics failed: %s\n", group, err);
-    cf_kafka_consumer_free(c);
-    return skipped;
-}
-
 /* The growing list of keys of cf_bench_compacted_live_keys: key, whether its newest record has
  * a value. Linear search: a roster topic holds hundreds of keys, not millions. */
 struct live_keys {

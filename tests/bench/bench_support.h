@@ -115,23 +115,6 @@ struct cf_config;
  * timeout. False while it runs or when *pid is not a child (<= 0). */
 bool cf_bench_child_exited(pid_t *pid, int *status);
 
-/* The committed backlog (offsets, transaction markers included) of consumer group on topic,
- * or -1 if the broker could not tell. A group that never committed counts from the first
- * offset. */
-long long cf_bench_group_backlog(const struct cf_config *config, const char *group,
-                                 const char *topic);
-
-/* Moves consumer group to the end of topics[0..n): joins it (nobody else may be a member: the
- * service must not run), reads every record its committed offsets (or the start) leave,
- * without decoding, and commits the position after the last one. A fixed service group that
- * never ran on a long-lived stack would otherwise start at the beginning of topics that older
- * runs filled with hundreds of thousands of records, work them off during the measurement, and
- * fill the run's rosters with other runs' cases. Waits up to timeout_ms in all. Returns how
- * many records were skipped, or -1 (reason on stderr). What an operator does with
- * kafka-consumer-groups --reset-offsets --to-latest; only for a bench on a test stack. */
-long long cf_bench_group_skip_to_end(const struct cf_config *config, const char *group,
-                                     const char *const *topics, size_t n, int timeout_ms);
-
 /* The keys (new strings in a NULL-terminated array the caller frees with
  * cf_bench_free_keys) whose newest record on the compacted topic has a value, i.e. the entries
  * a service reading the topic would hold now; keys that are not printable ASCII count too. Reads

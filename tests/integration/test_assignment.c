@@ -158,48 +158,6 @@ static void tombstone_roster(void)
     cf_roster_view_free(view);
 }
 
-/* Moves the service's consumer group to the end of its topics when it has a backlog: joins the
- * group (the service is not running), reads what is there without decoding and commits. */
-static void group_to_end(void)
-{
-    char err[512] = "";
-    int64_t backlog = 0;
-    for (size_t i = 0; i < sizeof(group_topics) / sizeof(group_topics[0]); i++) {
-        struct cf_kafka_group_progress p;
-        if (cf_kafka_group_progress(config, GROUP, group_topics[i], 30000, &p, err, sizeof(err)) !=
-            CF_OK)
-            fail_msg("group progress on %s: %s", group_topics[i], err);
-        backlog += p.lag;
-    }
-    /* Transaction markers count as lag and are never handed out: a few per partition are the
-     * end already. */
-    if (backlog <= 64)
-        return;
-    struct cf_kafka_consumer *c = NULL;
-    const struct cf_kafka_consumer_options opts = {false, false, "earliest"};
-    assert_int_equal(cf_kafka_consumer_new(config, GROUP, group_topics,
-                                           sizeof(group_topics) / sizeof(group_topics[0]), &opts,
-                                           &c, err, sizeof(err)),
-                     CF_OK);
-    int64_t start = cf_clock_mono_ms(), last = 0;
-    long long got = 0;
-    for (;;) {
-        int64_t now = cf_clock_mono_ms();
-        if ((last > 0 && now - last > 2000) || now - start > 60000)
-            break;
-        struct cf_kafka_record *r = NULL;
-        if (cf_kafka_consumer_poll(c, 200, &r, err, sizeof(err)) == CF_OK) {
-            got++;
-            last = cf_clock_mono_ms();
-            cf_kafka_record_release(r);
-        }
-    }
-    if (got > 0 && cf_kafka_consumer_commit(c, err, sizeof(err)) != CF_OK)
-        fail_msg("commit: %s", err);
-    cf_kafka_consumer_free(c);
-    fprintf(stderr, "moved group %s past %lld records of earlier runs\n", GROUP, got);
-}
-
 /* ---- Records --------------------------------------------------------------------------- */
 
 static json_t *manager(const char *id, const char *name, const char *email, json_t *languages,
@@ -623,7 +581,7 @@ static void test_end_to_end(void **state)
     ctl(reg);
     tombstone_roster();
     redis_delete("caseflow:assignment:*");
-    group_to_end();
+    cf_test_group_to_end(config, GROUP, group_topics, sizeof(group_topics) / sizeof(group_topics[0]));
     assert_non_null(consumer = cf_test_consumer_at_end(config, read_topics, 3));
 
     char es[64], tr[64], en[64], fr[64];
@@ -775,7 +733,7 @@ static void test_two_replicas(void **state)
         assert_non_null(consumer = cf_test_consumer_at_end(config, read_topics, 3));
     tombstone_roster();
     redis_delete("caseflow:assignment:*");
-    group_to_end();
+    cf_test_group_to_end(config, GROUP, group_topics, sizeof(group_topics) / sizeof(group_topics[0]));
     for (int i = 0; i < NMANAGERS; i++) {
         snprintf(ids[i], sizeof(ids[i]), "ta-%s-p%d", run_id, i);
         json_t *m = manager(ids[i], "Pat Example", "pat.example@example.org",

@@ -429,6 +429,13 @@ static void test_scheduler(void **state)
     ctl(create);
     ctl(reg);
     clear_redis();
+    /* Records other tests left on the input topics (CaseAssigned of test_assignment's cases,
+     * caseflowctl's requests for cases no scheduler knows) would be worked off by this test's
+     * scheduler: booked into its roster before its own cases, or dead-lettered. */
+    static const char *const inputs[] = {T_ASSIGNED, T_CHANGE, T_COMPLETED, T_CLOSED,
+                                         T_SCHEDULED, T_PENDING, T_REMINDER};
+    cf_test_group_to_end(config, "caseflow-scheduler", inputs,
+                         sizeof(inputs) / sizeof(inputs[0]));
     prepare_roster();
     assert_non_null(consumer = cf_test_consumer_at_end(config, out_topics, NTOPICS));
     start_replica(0);

@@ -1,6 +1,13 @@
 /* test_env.c — what integration tests share (see test_env.h). */
 #include "test_env.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +116,29 @@ void cf_test_service_teardown(pid_t pid, struct cf_kafka_consumer *consumer, jso
     cf_serde_free(serde);
     cf_registry_free(registry);
     cf_config_free(config);
+}
+
+long long cf_test_group_backlog(const struct cf_config *config, const char *group,
+                                const char *const *topics, size_t n)
+{
+    long long sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        char err[512] = "";
+        struct cf_kafka_group_progress p;
+        if (cf_kafka_group_progress(config, group, topics[i], 10000, &p, err, sizeof(err)) !=
+            CF_OK) {
+            fprintf(stderr, "backlog of group %s on %s: %s\n", group, topics[i], err);
+            return -1;
+        }
+        sum += (long long)p.lag;
+    }
+    return sum;
+}
+
+void cf_test_group_to_end(const struct cf_config *config, const char *group,
+                          const char *const *topics, size_t n)
+{
+    char err[512] = "";
+    if (cf_kafka_group_to_end(config, group, topics, n, 30000, err, sizeof(err)) != CF_OK)
+        fail_msg("moving group %s to the end of its topics: %s", group, err);
 }

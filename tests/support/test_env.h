@@ -57,4 +57,18 @@ void cf_test_service_teardown(pid_t pid, struct cf_kafka_consumer *consumer, jso
                               struct cf_serde *serde, struct cf_registry *registry,
                               struct cf_config *config);
 
+/* Moves consumer group to the end of topics[0..n) (cf_kafka_group_to_end), so the service a
+ * test is about to start does not work off what earlier tests and benchmarks left on its
+ * topics: records of cases it never saw would be processed (dead-lettered or, worse, booked
+ * into the test's own roster) while the test runs. The service must not be running. Fails the
+ * test (cmocka) if the broker refuses. */
+void cf_test_group_to_end(const struct cf_config *config, const char *group,
+                          const char *const *topics, size_t n);
+
+/* The summed committed backlog (offsets, transaction markers included) of consumer group over
+ * topics[0..n), or -1 (reason on stderr) if the broker could not tell. A group that never
+ * committed counts from the first offset. */
+long long cf_test_group_backlog(const struct cf_config *config, const char *group,
+                                const char *const *topics, size_t n);
+
 #endif
