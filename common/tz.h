@@ -82,4 +82,23 @@ cf_status cf_tz_from_civil(struct cf_tz *tz, int year, int month, int day, int h
 cf_status cf_tz_offset(struct cf_tz *tz, int64_t utc_ms, int32_t *offset_ms, char *errbuf,
                        size_t errlen);
 
+/* Zones opened once and kept, by id: a search asks about the same few zones for every case,
+ * and opening one (an ICU calendar, its transition rules on first use) costs more than
+ * hundreds of conversions. Not thread-safe, like the zones it holds: one per thread. */
+struct cf_tz_set;
+
+/* Longest set: more zones than the IANA database has. */
+#define CF_TZ_SET_MAX 1024
+
+/* A new empty set into *out; CF_ENOMEM. The caller frees it with cf_tz_set_free. */
+cf_status cf_tz_set_new(struct cf_tz_set **out);
+
+/* Frees set and every zone in it; NULL is allowed. */
+void cf_tz_set_free(struct cf_tz_set *set);
+
+/* The set's zone for zone, opened (cf_tz_new) on first use, into *out; the set owns it (valid
+ * until cf_tz_set_free). The errors of cf_tz_new; CF_ETOOBIG past CF_TZ_SET_MAX zones. */
+cf_status cf_tz_set_get(struct cf_tz_set *set, const char *zone, struct cf_tz **out,
+                        char *errbuf, size_t errlen);
+
 #endif

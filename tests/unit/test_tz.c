@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include <unicode/ucal.h>
+
 #include "avro_convert.h"
 #include "tz.h"
 
@@ -212,6 +214,86 @@ static void test_bad_arguments(void **state)
     cf_tz_free(tz);
 }
 
+/* ICU itself, for comparing: the instant of a wall time under ICU's options. */
+static int64_t icu_resolve(UCalendar *cal, const struct cf_tz_civil *c,
+                           UCalendarWallTimeOption repeated)
+{
+    UErrorCode err = U_ZERO_ERROR;
+    ucal_setAttribute(cal, UCAL_REPEATED_WALL_TIME, (int32_t)repeated);
+    ucal_setAttribute(cal, UCAL_SKIPPED_WALL_TIME, UCAL_WALLTIME_FIRST);
+    ucal_clear(cal);
+    ucal_setDateTime(cal, c->year, c->month - 1, c->day, c->hour, c->minute, 0, &err);
+    ucal_set(cal, UCAL_MILLISECOND, 0);
+    int64_t t = (int64_t)ucal_getMillis(cal, &err);
+    assert_true(U_SUCCESS(err));
+    return t;
+}
+
+/* tz.c answers most questions by arithmetic inside a span of constant offset (from ICU's
+ * transitions): it must agree with ICU's own calendar everywhere, across every change of
+ * these zones from 1990 to 2045, walking forwards and jumping back and forth. */
+static void test_agrees_with_icu(void **state)
+{
+    (void)state;
+    static const char *const zones[] = {"America/New_York", "Asia/Kolkata",      "Asia/Kathmandu",
+                                        "Australia/Lord_Howe", "Pacific/Chatham", "Pacific/Apia",
+                                        "America/Sao_Paulo", "Europe/Dublin",   "UTC"};
+    const int64_t from = at("1990-01-01T00:00:00Z"), to = at("2045-01-01T00:00:00Z");
+    const int64_t step = 27 * HOUR_MS + 17 * MIN_MS + 13000;
+    for (size_t z = 0; z < sizeof zones / sizeof zones[0]; z++) {
+        struct cf_tz *tz = open_zone(zones[z]);
+        UChar id[64];
+        size_t n = strlen(zones[z]);
+        for (size_t i = 0; i <= n; i++)
+            id[i] = (UChar)zones[z][i];
+        UErrorCode err = U_ZERO_ERROR;
+        UCalendar *cal = ucal_open(id, (int32_t)n, "en_US_POSIX", UCAL_GREGORIAN, &err);
+        assert_true(U_SUCCESS(err));
+        long long steps = 0;
+        for (int64_t k = 0; from + k * step < to; k++, steps++) {
+            /* even steps walk forwards, odd ones mirror them from the end */
+            int64_t t = k % 2 == 0 ? from + k * step : to - k * step;
+            struct cf_tz_civil c;
+            assert_int_equal(cf_tz_to_civil(tz, t, &c, NULL, 0), CF_OK);
+            ucal_setMillis(cal, (UDate)t, &err);
+            if (c.year != ucal_get(cal, UCAL_EXTENDED_YEAR, &err) ||
+                c.month != ucal_get(cal, UCAL_MONTH, &err) + 1 ||
+                c.day != ucal_get(cal, UCAL_DATE, &err) ||
+                c.weekday != (ucal_get(cal, UCAL_DAY_OF_WEEK, &err) + 5) % 7 + 1 ||
+                c.hour != ucal_get(cal, UCAL_HOUR_OF_DAY, &err) ||
+                c.minute != ucal_get(cal, UCAL_MINUTE, &err) ||
+                c.second != ucal_get(cal, UCAL_SECOND, &err))
+                fail_msg("%s at %lld: %04d-%02d-%02d %02d:%02d:%02d, ICU disagrees", zones[z],
+                         (long long)t, c.year, c.month, c.day, c.hour, c.minute, c.second);
+            int32_t off = 0;
+            assert_int_equal(cf_tz_offset(tz, t, &off, NULL, 0), CF_OK);
+            assert_int_equal(off, ucal_get(cal, UCAL_ZONE_OFFSET, &err) +
+                                      ucal_get(cal, UCAL_DST_OFFSET, &err));
+            assert_true(U_SUCCESS(err));
+
+            int64_t first = 0, second = 0;
+            enum cf_tz_local kind;
+            assert_int_equal(cf_tz_from_civil(tz, c.year, c.month, c.day, c.hour, c.minute, &first,
+                                              &second, &kind, NULL, 0),
+                             CF_OK);
+            int64_t minute_start = t - (int64_t)c.second * 1000 - t % 1000;
+            int64_t icu_first = icu_resolve(cal, &c, UCAL_WALLTIME_FIRST);
+            int64_t icu_last = icu_resolve(cal, &c, UCAL_WALLTIME_LAST);
+            if (kind == CF_TZ_LOCAL_UNIQUE) {
+                assert_true(first == second && first == minute_start);
+                assert_true(icu_first == first && icu_last == first);
+            } else {
+                assert_int_equal(kind, CF_TZ_LOCAL_OVERLAP); /* t itself shows this time */
+                assert_true(first == minute_start || second == minute_start);
+                assert_true(icu_first != icu_last);
+            }
+        }
+        assert_true(steps > 10000);
+        ucal_close(cal);
+        cf_tz_free(tz);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_half_and_three_quarter_hours),
         cmocka_unit_test(test_lord_howe),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_agrees_with_icu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
