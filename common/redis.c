@@ -529,14 +529,32 @@ cf_status redis_encode_set(const char *prefix, const char *key, const void *valu
 cf_status redis_encode_key_cmd(const char *prefix, const char *verb, const char *key, char **cmd,
                                size_t *cmdlen, char *errbuf, size_t errlen)
 {
+    return redis_encode_key_args(prefix, verb, key, 0, NULL, cmd, cmdlen, errbuf, errlen);
+}
+
+cf_status redis_encode_key_args(const char *prefix, const char *verb, const char *key,
+                                size_t nargs, const char *const *args, char **cmd, size_t *cmdlen,
+                                char *errbuf, size_t errlen)
+{
     char kbuf[CF_REDIS_MAX_PREFIX + CF_REDIS_MAX_KEY + 1];
     size_t klen = 0;
+    const char *argv[2 + REDIS_KEY_ARGS_MAX];
+    size_t lens[2 + REDIS_KEY_ARGS_MAX];
+    if (nargs > REDIS_KEY_ARGS_MAX)
+        return cf_fail(errbuf, errlen, CF_ETOOBIG, "redis %s: more than %d arguments", verb,
+                       REDIS_KEY_ARGS_MAX);
     cf_status st = full_key(prefix, key, kbuf, &klen, errbuf, errlen);
     if (st != CF_OK)
         return st;
-    const char *argv[2] = {verb, kbuf};
-    size_t lens[2] = {strlen(verb), klen};
-    return encode(2, argv, lens, cmd, cmdlen, errbuf, errlen);
+    argv[0] = verb;
+    lens[0] = strlen(verb);
+    argv[1] = kbuf;
+    lens[1] = klen;
+    for (size_t i = 0; i < nargs; i++) {
+        argv[2 + i] = args[i];
+        lens[2 + i] = strlen(args[i]);
+    }
+    return encode(2 + nargs, argv, lens, cmd, cmdlen, errbuf, errlen);
 }
 
 cf_status redis_encode_script(const char *prefix, const struct cf_redis_script *script,

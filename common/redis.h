@@ -265,6 +265,11 @@ cf_status cf_redis_pipeline_get(struct cf_redis_pipeline *p, const char *key, ch
                                 size_t errlen);
 cf_status cf_redis_pipeline_del(struct cf_redis_pipeline *p, const char *key, char *errbuf,
                                 size_t errlen);
+/* ZRANGEBYSCORE key min (max: the members of the sorted set key scored from min_score up to,
+ * not including, max_score; the reply is an ARRAY of STRINGs (empty for no key). Read-only. */
+cf_status cf_redis_pipeline_zrange_scores(struct cf_redis_pipeline *p, const char *key,
+                                          int64_t min_score, int64_t max_score, char *errbuf,
+                                          size_t errlen);
 cf_status cf_redis_pipeline_script(struct cf_redis_pipeline *p,
                                    const struct cf_redis_script *script, size_t nkeys,
                                    const char *const *keys, size_t nargs,

@@ -68,6 +68,11 @@ cf_status redis_encode_set(const char *prefix, const char *key, const void *valu
                            size_t errlen);
 cf_status redis_encode_key_cmd(const char *prefix, const char *verb, const char *key, char **cmd,
                                size_t *cmdlen, char *errbuf, size_t errlen);
+/* VERB key args[0..nargs): a command of one key and a few plain (NUL-terminated) arguments. */
+#define REDIS_KEY_ARGS_MAX 4
+cf_status redis_encode_key_args(const char *prefix, const char *verb, const char *key,
+                                size_t nargs, const char *const *args, char **cmd, size_t *cmdlen,
+                                char *errbuf, size_t errlen);
 cf_status redis_encode_script(const char *prefix, const struct cf_redis_script *script,
                               size_t nkeys, const char *const *keys, size_t nargs,
                               const char *const *args, const size_t *arglens, char **cmd,

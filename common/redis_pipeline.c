@@ -5,7 +5,9 @@
  * so reconnects, backoff and script loading follow the same rules (see redis.c). */
 #include "redis.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,6 +177,23 @@ cf_status cf_redis_pipeline_del(struct cf_redis_pipeline *p, const char *key, ch
     char *cmd = NULL;
     size_t cmdlen = 0;
     cf_status st = redis_encode_key_cmd(p->prefix, "DEL", key, &cmd, &cmdlen, errbuf, errlen);
+    return st == CF_OK ? pipeline_add(p, cmd, cmdlen, NULL, errbuf, errlen) : st;
+}
+
+cf_status cf_redis_pipeline_zrange_scores(struct cf_redis_pipeline *p, const char *key,
+                                          int64_t min_score, int64_t max_score, char *errbuf,
+                                          size_t errlen)
+{
+    if (p == NULL)
+        return cf_fail(errbuf, errlen, CF_EINVAL, "redis pipeline is NULL");
+    char min[24], max[24];
+    (void)snprintf(min, sizeof(min), "%" PRId64, min_score);
+    (void)snprintf(max, sizeof(max), "(%" PRId64, max_score);
+    const char *args[] = {min, max};
+    char *cmd = NULL;
+    size_t cmdlen = 0;
+    cf_status st = redis_encode_key_args(p->prefix, "ZRANGEBYSCORE", key, 2, args, &cmd, &cmdlen,
+                                         errbuf, errlen);
     return st == CF_OK ? pipeline_add(p, cmd, cmdlen, NULL, errbuf, errlen) : st;
 }
 

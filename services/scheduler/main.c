@@ -134,6 +134,8 @@ int main(int argc, char **argv)
     if (st == CF_OK)
         st = cf_redis_pipeline_new(svc.redis, &pipeline);
     if (st == CF_OK)
+        st = cf_tz_set_new(&s.zones);
+    if (st == CF_OK)
         st = cf_roster_view_new(svc.config, svc.serde, SCHED_T_ROSTER, &view, err, sizeof(err));
     if (st == CF_OK) {
         /* Every replica reads the whole roster before its first case: no case is matched
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
     rc = cf_service_serve(&svc, &spec, &CF_LOG_INT("specialists", s.roster.n), stop);
 out:
     sched_roster_clear(&s.roster);
+    cf_tz_set_free(s.zones);
     cf_roster_view_free(view);
     cf_redis_pipeline_free(pipeline);
     sched_scripts_free(&scripts);

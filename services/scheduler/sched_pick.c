@@ -255,9 +255,9 @@ cf_status sched_patient_parse(const json_t *recipient, struct scheduler_range *r
     return CF_OK;
 }
 
-cf_status sched_day_counts(const struct sched_specialist *sp, const int64_t *held, size_t nheld,
-                           struct scheduler_day_count **booked, size_t *nbooked, char *errbuf,
-                           size_t errlen)
+cf_status sched_day_counts(struct cf_tz_set *zones, const struct sched_specialist *sp,
+                           const int64_t *held, size_t nheld, struct scheduler_day_count **booked,
+                           size_t *nbooked, char *errbuf, size_t errlen)
 {
     struct cf_tz *tz = NULL;
     struct scheduler_day_count *days = NULL;
@@ -270,7 +270,7 @@ cf_status sched_day_counts(const struct sched_specialist *sp, const int64_t *hel
         return CF_OK;
     if ((days = calloc(nheld, sizeof(*days))) == NULL)
         return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-    if ((st = cf_tz_new(sp->time_zone, &tz, errbuf, errlen)) != CF_OK)
+    if ((st = cf_tz_set_get(zones, sp->time_zone, &tz, errbuf, errlen)) != CF_OK)
         goto out;
     for (size_t i = 0; i < nheld; i++) {
         struct cf_tz_civil c;
@@ -289,21 +289,19 @@ cf_status sched_day_counts(const struct sched_specialist *sp, const int64_t *hel
     days = NULL;
 out:
     free(days);
-    cf_tz_free(tz);
     return st;
 }
 
-cf_status sched_day_bounds(const char *time_zone, int y, int m, int d, int64_t *from, int64_t *to,
-                           char *errbuf, size_t errlen)
+cf_status sched_day_bounds(struct cf_tz_set *zones, const char *time_zone, int y, int m, int d,
+                           int64_t *from, int64_t *to, char *errbuf, size_t errlen)
 {
     struct cf_tz *tz = NULL;
     enum cf_tz_local kind;
-    cf_status st = cf_tz_new(time_zone, &tz, errbuf, errlen);
+    cf_status st = cf_tz_set_get(zones, time_zone, &tz, errbuf, errlen);
     if (st == CF_OK)
         st = cf_tz_from_civil(tz, y, m, d, 0, 0, from, NULL, &kind, errbuf, errlen);
     if (st == CF_OK)
         st = cf_tz_from_civil(tz, y, m, d, 24, 0, to, NULL, &kind, errbuf, errlen);
-    cf_tz_free(tz);
     return st;
 }
 
@@ -314,7 +312,8 @@ static cf_status search_one(const struct sched_specialist *sp, const struct sche
 {
     struct scheduler_day_count *booked = NULL;
     size_t nbooked = 0;
-    cf_status st = sched_day_counts(sp, held->starts, held->n, &booked, &nbooked, errbuf, errlen);
+    cf_status st =
+        sched_day_counts(q->zones, sp, held->starts, held->n, &booked, &nbooked, errbuf, errlen);
     if (st == CF_OK) {
         struct scheduler_specialist s = {sp->time_zone, sp->hours,   sp->nhours,
                                          sp->slot_minutes, sp->daily_cap, booked,
@@ -331,33 +330,45 @@ cf_status sched_pick_slot(const struct sched_roster *roster, const size_t *cands
                           size_t *chosen, struct scheduler_slot *slot, char *errbuf,
                           size_t errlen)
 {
-    struct scheduler_query shrunk = *q;
+    struct scheduler_query base = *q, shrunk;
+    struct cf_tz_set *own = NULL;
     struct scheduler_slot s;
     char why[256];
     bool f;
-    cf_status st;
+    cf_status st = CF_OK;
 
     *found = false;
+    if (base.zones == NULL) { /* every candidate's search shares the zones it opens */
+        if (cf_tz_set_new(&own) != CF_OK)
+            return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
+        base.zones = own;
+    }
+    shrunk = base;
     for (size_t i = 0; prefer != NULL && i < ncands; i++) {
         if (strcmp(roster->items[cands[i]].id, prefer) != 0)
             continue;
-        st = search_one(&roster->items[cands[i]], &held[i], pt, q, &f, &s, why, sizeof(why));
-        if (st == CF_ENOMEM)
-            return cf_fail(errbuf, errlen, st, "%s", why);
+        st = search_one(&roster->items[cands[i]], &held[i], pt, &base, &f, &s, why, sizeof(why));
+        if (st == CF_ENOMEM) {
+            (void)cf_fail(errbuf, errlen, st, "%s", why);
+            goto out;
+        }
         if (st == CF_OK && f) {
             *found = true;
             *chosen = i;
             *slot = s;
-            return CF_OK;
+            goto out;
         }
         break;
     }
+    st = CF_OK;
     for (size_t i = 0; i < ncands; i++) {
         const struct sched_specialist *sp = &roster->items[cands[i]];
-        st = search_one(sp, &held[i], pt, &shrunk, &f, &s, why, sizeof(why));
-        if (st == CF_ENOMEM)
-            return cf_fail(errbuf, errlen, st, "%s", why);
-        if (st != CF_OK) {
+        cf_status one = search_one(sp, &held[i], pt, &shrunk, &f, &s, why, sizeof(why));
+        if (one == CF_ENOMEM) {
+            st = cf_fail(errbuf, errlen, one, "%s", why);
+            goto out;
+        }
+        if (one != CF_OK) {
             CF_LOG(CF_LOG_WARN, "specialist_search_failed", CF_LOG_ID("specialist_id", sp->id),
                    CF_LOG_ERR("reason", why));
             continue;
@@ -372,5 +383,7 @@ cf_status sched_pick_slot(const struct sched_roster *roster, const size_t *cands
         if (shrunk.horizon_ms <= shrunk.lead_ms)
             break;
     }
-    return CF_OK;
+out:
+    cf_tz_set_free(own);
+    return st;
 }

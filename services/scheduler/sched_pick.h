@@ -100,15 +100,16 @@ cf_status sched_pick_slot(const struct sched_roster *roster, const size_t *cands
                           size_t *chosen, struct scheduler_slot *slot, char *errbuf,
                           size_t errlen);
 
-/* The day counts of held starts in sp's zone into *booked (the caller frees it; NULL when
- * nheld is 0) and *nbooked. For the reschedule search. CF_EINVAL, CF_ENOMEM. */
-cf_status sched_day_counts(const struct sched_specialist *sp, const int64_t *held, size_t nheld,
+/* The day counts of held starts in sp's zone (from zones, which must not be NULL) into *booked
+ * (the caller frees it; NULL when nheld is 0) and *nbooked. CF_EINVAL, CF_ENOMEM. */
+cf_status sched_day_counts(struct cf_tz_set *zones, const struct sched_specialist *sp,
+                           const int64_t *held, size_t nheld,
                            struct scheduler_day_count **booked, size_t *nbooked, char *errbuf,
                            size_t errlen);
 
-/* The UTC bounds [*from, *to) of the specialist's local day y-m-d (the daily cap's day).
- * CF_EINVAL, CF_ENOMEM. */
-cf_status sched_day_bounds(const char *time_zone, int y, int m, int d, int64_t *from, int64_t *to,
-                           char *errbuf, size_t errlen);
+/* The UTC bounds [*from, *to) of the specialist's local day y-m-d (the daily cap's day), the
+ * zone from zones (not NULL). CF_EINVAL, CF_ENOMEM. */
+cf_status sched_day_bounds(struct cf_tz_set *zones, const char *time_zone, int y, int m, int d,
+                           int64_t *from, int64_t *to, char *errbuf, size_t errlen);
 
 #endif

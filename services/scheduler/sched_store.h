@@ -31,7 +31,6 @@
 struct sched_scripts {
     struct cf_redis_script *book;        /* hold + daily cap (+ release of the old hold) */
     struct cf_redis_script *release;     /* drop one hold if it is the teleconsult's */
-    struct cf_redis_script *held;        /* a specialist's held starts in a range */
     struct cf_due_set due;               /* the reminder and waiting-case sets */
     struct cf_redis_script *clinic_read; /* clinic day counts in a range */
     struct cf_redis_script *clinic_take; /* take clinic days under the daily capacity */
@@ -79,9 +78,9 @@ cf_status sched_store_release(struct cf_redis *r, const struct sched_scripts *s,
  * someone else's). On CF_OK starts[i] (the caller frees each with free) and counts[i] are set
  * for every i. Redis errors, CF_ENOMEM. */
 cf_status sched_store_held(struct cf_redis *r, struct cf_redis_pipeline *p,
-                           const struct sched_scripts *s, const char *const *ids, size_t n,
-                           int64_t from_ms, int64_t to_ms, const char *exclude_tid,
-                           int64_t **starts, size_t *counts, char *errbuf, size_t errlen);
+                           const char *const *ids, size_t n, int64_t from_ms, int64_t to_ms,
+                           const char *exclude_tid, int64_t **starts, size_t *counts,
+                           char *errbuf, size_t errlen);
 
 /* Clinic day counts for days [from_day, to_day] into counts (to_day - from_day + 1 ints,
  * zeroed first). Redis errors. */

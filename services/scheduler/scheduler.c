@@ -228,7 +228,7 @@ cf_status sched_try_book(struct scheduler *s, json_t *state, const char *tid, in
         ids[i] = roster->items[cands[i]].id;
     const char *old_sp = old != NULL ? sched_str(old, "specialist_id", NULL) : NULL;
     int64_t old_start = old != NULL ? json_integer_value(json_object_get(old, "start_ms")) : -1;
-    struct scheduler_query q = {from_ms, 0, s->set.horizon_ms};
+    struct scheduler_query q = {from_ms, 0, s->set.horizon_ms, s->zones};
 
     for (int attempt = 0; attempt < SCHED_BOOK_ATTEMPTS; attempt++) {
         bool f = false;
@@ -237,7 +237,7 @@ cf_status sched_try_book(struct scheduler *s, json_t *state, const char *tid, in
         free_held(starts, n);
         free(with_old);
         with_old = NULL;
-        st = sched_store_held(s->redis, s->pipeline, s->scripts, ids, n, from_ms - DAY_MS,
+        st = sched_store_held(s->redis, s->pipeline, ids, n, from_ms - DAY_MS,
                               from_ms + s->set.horizon_ms + DAY_MS, tid, starts, counts, errbuf,
                               errlen);
         if (st != CF_OK)
@@ -263,8 +263,8 @@ cf_status sched_try_book(struct scheduler *s, json_t *state, const char *tid, in
             const struct sched_specialist *sp = &roster->items[cands[same]];
             struct scheduler_day_count *booked = NULL;
             size_t nbooked = 0;
-            st = sched_day_counts(sp, held[same].starts, held[same].n, &booked, &nbooked, errbuf,
-                                  errlen);
+            st = sched_day_counts(s->zones, sp, held[same].starts, held[same].n, &booked,
+                                  &nbooked, errbuf, errlen);
             if (st == CF_OK) {
                 struct scheduler_specialist ss = {sp->time_zone, sp->hours,     sp->nhours,
                                                   sp->slot_minutes, sp->daily_cap, booked,
@@ -291,8 +291,8 @@ cf_status sched_try_book(struct scheduler *s, json_t *state, const char *tid, in
         const struct sched_specialist *sp = &roster->items[cands[chosen]];
         struct sched_hold h = {sp->id, tid, slot.start_ms, slot.end_ms, sp->daily_cap, 0, 0,
                                old_sp,  old_start};
-        st = sched_day_bounds(sp->time_zone, slot.year, slot.month, slot.day, &h.day_from_ms,
-                              &h.day_to_ms, errbuf, errlen);
+        st = sched_day_bounds(s->zones, sp->time_zone, slot.year, slot.month, slot.day,
+                              &h.day_from_ms, &h.day_to_ms, errbuf, errlen);
         enum sched_book_result result = SCHED_BOOK_TAKEN;
         if (st == CF_OK)
             st = sched_store_book(s->redis, s->scripts, &h, now, &result, errbuf, errlen);
@@ -596,12 +596,11 @@ static cf_status clinic_day(const struct scheduler *s, int64_t ms, int32_t *day,
 {
     struct cf_tz *tz = NULL;
     struct cf_tz_civil c;
-    cf_status st = cf_tz_new(s->set.clinic_time_zone, &tz, errbuf, errlen);
+    cf_status st = cf_tz_set_get(s->zones, s->set.clinic_time_zone, &tz, errbuf, errlen);
     if (st == CF_OK)
         st = cf_tz_to_civil(tz, ms, &c, errbuf, errlen);
     if (st == CF_OK)
         *day = sched_days_from_civil(c.year, c.month, c.day);
-    cf_tz_free(tz);
     return st;
 }
 
@@ -616,10 +615,9 @@ static cf_status clinic_midnight(const struct scheduler *s, int32_t day, int64_t
     sched_format_day(day, text);
     if (sscanf(text, "%d-%d-%d", &y, &m, &d) != 3)
         return cf_fail(errbuf, errlen, CF_EINVAL, "day out of range");
-    cf_status st = cf_tz_new(s->set.clinic_time_zone, &tz, errbuf, errlen);
+    cf_status st = cf_tz_set_get(s->zones, s->set.clinic_time_zone, &tz, errbuf, errlen);
     if (st == CF_OK)
         st = cf_tz_from_civil(tz, y, m, d, 0, 0, ms, NULL, &kind, errbuf, errlen);
-    cf_tz_free(tz);
     return st;
 }
 

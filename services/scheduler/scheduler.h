@@ -114,6 +114,7 @@ struct scheduler {
     struct cf_redis_pipeline *pipeline;
     const struct sched_scripts *scripts;
     struct cf_roster_view *roster_view; /* NULL in unit tests: roster is then fixed */
+    struct cf_tz_set *zones;            /* the specialists', patients' and clinic's zones */
     struct sched_roster roster;         /* derived from the view, rebuilt when it changes */
     uint64_t roster_version;
     bool retry_pending_now; /* the roster changed: search waiting cases at once */

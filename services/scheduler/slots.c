@@ -168,6 +168,7 @@ static cf_status search(const struct scheduler_specialist *sp, const struct sche
 {
     cf_status st = CF_OK;
     struct cf_tz *stz = NULL, *ptz = NULL;
+    struct cf_tz_set *own = NULL, *zones = q == NULL ? NULL : q->zones;
     struct cf_tz_civil day, old_day;
     struct scheduler_slot best;
     bool have = false;
@@ -180,11 +181,18 @@ static cf_status search(const struct scheduler_specialist *sp, const struct sche
     st = check_input(sp, pt, q, errbuf, errlen);
     if (st != CF_OK)
         goto out;
-    st = cf_tz_new(sp->time_zone, &stz, errbuf, errlen);
+    if (zones == NULL) {
+        if ((st = cf_tz_set_new(&own)) != CF_OK) {
+            st = cf_fail(errbuf, errlen, st, "out of memory");
+            goto out;
+        }
+        zones = own;
+    }
+    st = cf_tz_set_get(zones, sp->time_zone, &stz, errbuf, errlen);
     if (st != CF_OK)
         goto out;
     if (pt->nwindows > 0) {
-        st = cf_tz_new(pt->time_zone, &ptz, errbuf, errlen);
+        st = cf_tz_set_get(zones, pt->time_zone, &ptz, errbuf, errlen);
         if (st != CF_OK)
             goto out;
     }
@@ -276,8 +284,7 @@ static cf_status search(const struct scheduler_specialist *sp, const struct sche
         *found = true;
     }
 out:
-    cf_tz_free(ptz);
-    cf_tz_free(stz);
+    cf_tz_set_free(own);
     return st;
 }
 

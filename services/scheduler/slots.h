@@ -24,6 +24,8 @@
 
 #include "status.h"
 
+struct cf_tz_set;
+
 /* Bounds that keep one search small (a few thousand zone conversions at most). */
 #define SCHEDULER_MAX_RANGES 64        /* weekly hours or windows of one person */
 #define SCHEDULER_MAX_HORIZON_DAYS 400 /* longest booking horizon */
@@ -73,6 +75,9 @@ struct scheduler_query {
     int64_t now_ms;
     int64_t lead_ms;    /* >= 0 */
     int64_t horizon_ms; /* > 0, at most SCHEDULER_MAX_HORIZON_DAYS days */
+    /* Zones already open, reused by the search (it adds the ones it opens); NULL: the search
+     * opens and closes its own. Results are the same either way. */
+    struct cf_tz_set *zones;
 };
 
 /* A slot found. */

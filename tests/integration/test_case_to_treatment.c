@@ -175,7 +175,11 @@ static const json_t *wait_nth(const char *topic, const char *key, const char *st
     for (;;) {
         size_t i, k = 0;
         json_t *rec;
-        json_array_foreach(seen, i, rec) if (matches(rec, topic, key, status) && k++ == nth) return rec;
+        json_array_foreach(seen, i, rec)
+        {
+            if (matches(rec, topic, key, status) && k++ == nth)
+                return rec;
+        }
         if (cf_clock_mono_ms() > deadline)
             return NULL;
         cf_test_poll_into(consumer, serde, decode_all, 200, seen);
@@ -488,8 +492,12 @@ static void check_load(char (*ids)[CF_UUID_LEN + 1], const int *kinds, size_t n)
     }
     const char *manager;
     json_t *v;
-    json_object_foreach(load, manager, v) if (json_integer_value(v) > CAPACITY)
-        fail_msg("%s has %d cases, capacity %d", manager, (int)json_integer_value(v), CAPACITY);
+    json_object_foreach(load, manager, v)
+    {
+        if (json_integer_value(v) > CAPACITY)
+            fail_msg("%s has %d cases, capacity %d", manager, (int)json_integer_value(v),
+                     CAPACITY);
+    }
     json_decref(load);
     json_decref(slots);
     json_decref(days);

@@ -397,7 +397,7 @@ static int64_t expected_slot(int64_t now_ms, const struct scheduler_range *w, si
         hours[d] = (struct scheduler_range){d + 1, 9 * 60, 17 * 60};
     struct scheduler_specialist sp = {"America/New_York", hours, 7, 30, 8, NULL, 0, NULL, 0};
     struct scheduler_patient pt = {"Asia/Kolkata", w, nw};
-    struct scheduler_query q = {now_ms, 0, 30LL * 86400000};
+    struct scheduler_query q = {now_ms, 0, 30LL * 86400000, NULL};
     struct scheduler_slot slot;
     bool found = false;
     assert_int_equal(scheduler_find_slot(&sp, &pt, &q, &found, &slot, NULL, 0), CF_OK);

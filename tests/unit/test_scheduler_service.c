@@ -147,7 +147,7 @@ static void test_pick_earliest_and_ties(void **state)
     assert_int_equal(sched_roster_build(entries, &r, NULL, 0), CF_OK);
     sched_candidates(&r, "CIRRHOSIS", "en", idx, &n, &interp);
     assert_int_equal(n, 3); /* sp-ist, sp-ist2, sp-ny */
-    struct scheduler_query q = {utc("2026-11-23T00:00:00Z"), 0, 7LL * 86400000};
+    struct scheduler_query q = {utc("2026-11-23T00:00:00Z"), 0, 7LL * 86400000, NULL};
     assert_int_equal(
         sched_pick_slot(&r, idx, n, held, &pt, &q, NULL, &found, &chosen, &slot, NULL, 0), CF_OK);
     assert_true(found);
