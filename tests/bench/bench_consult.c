@@ -807,40 +807,11 @@ static bool parse_args(struct bench *b, int argc, char **argv)
     b->warmup = 200;
     b->rate = 0;
     b->timeout_s = 300;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true;
-        if (strcmp(a, "--warmup") == 0)
-            ok = cf_bench_parse_ll(a, v, 1, 1000000, &b->warmup), i++;
-        else if (strcmp(a, "--rate") == 0)
-            ok = cf_bench_parse_ll(a, v, 0, 10000000, &b->rate), i++;
-        else if (strcmp(a, "--timeout-s") == 0)
-            ok = cf_bench_parse_ll(a, v, 1, 86400, &b->timeout_s), i++;
-        else if (strcmp(a, "--keep-logs") == 0)
-            b->keep_logs = true;
-        else if (strcmp(a, "--keep-backlog") == 0)
-            b->keep_backlog = true;
-        else if (strcmp(a, "--env") == 0) {
-            if (v == NULL || strchr(v, '=') == NULL || strlen(v) >= 160 ||
-                b->n_extra == MAX_EXTRA_ENV) {
-                fprintf(stderr, "--env: NAME=VALUE, under 160 bytes, at most %d\n", MAX_EXTRA_ENV);
-                ok = false;
-            } else {
-                b->extra_env[b->n_extra++] = v;
-            }
-            i++;
-        } else if (a[0] != '-' && i == 1)
-            ok = cf_bench_parse_ll("N", a, 1, 9000000, &b->n);
-        else
-            ok = false;
-        if (!ok) {
-            usage();
-            return false;
-        }
-    }
-    if (b->n + b->warmup > 9999999) {
-        fprintf(stderr, "N + W must stay below 10,000,000 (unique phone numbers)\n");
+    const struct cf_bench_args args = {&b->n,        &b->warmup,  &b->rate,
+                                       &b->timeout_s, &b->keep_logs, &b->keep_backlog,
+                                       b->extra_env,  MAX_EXTRA_ENV, &b->n_extra};
+    if (!cf_bench_parse_args(&args, argc, argv)) {
+        usage();
         return false;
     }
     return true;

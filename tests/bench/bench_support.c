@@ -286,6 +286,45 @@ bool cf_bench_parse_ll(const char *what, const char *text, long long min, long l
     return true;
 }
 
+bool cf_bench_parse_args(const struct cf_bench_args *a, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (strcmp(o, "--warmup") == 0)
+            ok = cf_bench_parse_ll(o, v, 1, 1000000, a->warmup), i++;
+        else if (strcmp(o, "--rate") == 0)
+            ok = cf_bench_parse_ll(o, v, 0, 10000000, a->rate), i++;
+        else if (strcmp(o, "--timeout-s") == 0)
+            ok = cf_bench_parse_ll(o, v, 1, 86400, a->timeout_s), i++;
+        else if (strcmp(o, "--keep-logs") == 0)
+            *a->keep_logs = true;
+        else if (strcmp(o, "--keep-backlog") == 0 && a->keep_backlog != NULL)
+            *a->keep_backlog = true;
+        else if (strcmp(o, "--env") == 0) {
+            if (v == NULL || strchr(v, '=') == NULL || strlen(v) >= 160 ||
+                *a->n_extra == a->max_extra) {
+                fprintf(stderr, "--env: NAME=VALUE, under 160 bytes, at most %zu\n", a->max_extra);
+                ok = false;
+            } else {
+                a->extra_env[(*a->n_extra)++] = v;
+            }
+            i++;
+        } else if (o[0] != '-' && i == 1)
+            ok = cf_bench_parse_ll("N", o, 1, 9000000, a->n);
+        else
+            ok = false;
+        if (!ok)
+            return false;
+    }
+    if (*a->n + *a->warmup > 9999999) {
+        fprintf(stderr, "N + W must stay below 10,000,000 (unique ids and phone numbers)\n");
+        return false;
+    }
+    return true;
+}
+
 bool cf_bench_random_hex(char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

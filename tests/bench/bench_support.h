@@ -77,6 +77,20 @@ void cf_bench_ignore_sigpipe(void);
 bool cf_bench_parse_ll(const char *what, const char *text, long long min, long long max,
                        long long *out);
 
+/* Where the options of the benches that drive services go: [N] [--warmup W] [--rate R]
+ * [--timeout-s S] [--env NAME=VALUE]... [--keep-logs] [--keep-backlog]. keep_backlog NULL: that
+ * option is not accepted. The pointed-to values hold the defaults on entry. */
+struct cf_bench_args {
+    long long *n, *warmup, *rate, *timeout_s;
+    bool *keep_logs, *keep_backlog;
+    const char **extra_env; /* room for max_extra */
+    size_t max_extra, *n_extra;
+};
+
+/* Parses argv[1..argc) into a; false (a message on stderr for a bad value) on anything it does
+ * not take, for the caller to print its usage. N + W must stay below 10,000,000. */
+bool cf_bench_parse_args(const struct cf_bench_args *a, int argc, char **argv);
+
 /* Writes n random bytes as 2n lower-case hex digits plus a NUL into out (2n + 1 bytes) from
  * /dev/urandom; false if it cannot be read. */
 bool cf_bench_random_hex(char *out, size_t n);

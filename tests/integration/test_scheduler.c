@@ -6,7 +6,9 @@
  *     booked by the next case; the earlier (now stale) token → dead letter with the reason;
  *   - a cancel → CANCELLED (no links) + CaseClosed WITHDRAWN TELECONSULT_CANCELLED;
  *   - ELIGIBLE with 2 sessions → TreatmentBooked (session 2 = session 1 + 15 days, arrival,
- *     departure); NOT_ELIGIBLE → CaseClosed NOT_ELIGIBLE with the recipient;
+ *     departure); NOT_ELIGIBLE → CaseClosed NOT_ELIGIBLE with the recipient; NEEDS_TESTS → a
+ *     new teleconsult a week later with the same specialist; NO_SHOW → one rebooking, then
+ *     CaseClosed WITHDRAWN NO_SHOW;
  *   - reminders with shortened leads, each exactly once, although the scheduler is SIGKILLed
  *     and restarted between the booking and the reminders;
  *   - two replicas under 120 concurrent cases and two specialists: no (specialist, start)
@@ -544,6 +546,28 @@ static void test_scheduler(void **state)
     const json_t *cl3 = expect(T_CLOSED, c3, NULL, 0);
     assert_string_equal(vstr(cl3, "reason"), "NOT_ELIGIBLE");
     assert_true(json_is_object(json_object_get(json_object_get(cl3, "value"), "recipient")));
+
+    /* -- NEEDS_TESTS → a new teleconsult with the same specialist, at least the wait (the
+     * default 7 days) later; then NO_SHOW once → one rebooking, twice → CaseClosed. -- */
+    char c4[CF_UUID_LEN + 1];
+    produce_one(T_ASSIGNED, assigned(c4, "CIRRHOSIS", "Asia/Kolkata", "en",
+                                     every_day("from", "to", "19:00", "23:00")));
+    const json_t *b4 = expect(T_SCHEDULED, c4, "BOOKED", 0);
+    int64_t reported = cf_clock_wall_ms();
+    completed(c4, b4, "NEEDS_TESTS", 0, 0);
+    const json_t *t4 = expect(T_SCHEDULED, c4, "BOOKED", 1);
+    assert_string_not_equal(vstr(t4, "teleconsult_id"), vstr(b4, "teleconsult_id"));
+    assert_string_equal(vstr(t4, "specialist_id"), sp_ny);
+    assert_true(millis_of(t4, "start") >= reported + 7LL * 86400000);
+    completed(c4, t4, "NO_SHOW", 0, 0);
+    const json_t *n4 = expect(T_SCHEDULED, c4, "BOOKED", 2);
+    assert_string_not_equal(vstr(n4, "teleconsult_id"), vstr(t4, "teleconsult_id"));
+    assert_string_equal(vstr(n4, "specialist_id"), sp_ny);
+    completed(c4, n4, "NO_SHOW", 0, 0);
+    const json_t *cl4 = expect(T_CLOSED, c4, NULL, 0);
+    assert_string_equal(vstr(cl4, "reason"), "WITHDRAWN");
+    assert_string_equal(vstr(cl4, "note_code"), "NO_SHOW");
+    assert_true(json_is_object(json_object_get(json_object_get(cl4, "value"), "recipient")));
 
     /* -- Two replicas, many cases, two specialists. -- */
     start_replica(1);
