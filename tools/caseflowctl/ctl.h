@@ -2,7 +2,7 @@
  * error report and the registry/serde pair most commands need.
  *
  * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c, case.c,
- * roster.c, consult.c) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
+ * roster.c, consult.c, group.c) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
  * which returns the process exit code. argv[0] is the last word of the command ("create",
  * "tail", ...), so argument parsing starts at 1. */
 #ifndef CF_CTL_H
@@ -82,5 +82,6 @@ int ctl_roster_load(const struct ctl *ctl, int argc, char **argv);
 int ctl_consult_complete(const struct ctl *ctl, int argc, char **argv);
 int ctl_reschedule(const struct ctl *ctl, int argc, char **argv);
 int ctl_cancel(const struct ctl *ctl, int argc, char **argv);
+int ctl_group_to_end(const struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -1,6 +1,6 @@
 /* main.c — caseflowctl, the operator CLI (DESIGN.md §4): argument dispatch, configuration,
  * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c, case.c,
- * roster.c and consult.c. */
+ * roster.c, consult.c and group.c. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,6 +119,12 @@ static const struct command commands[] = {
      "    The same with action CANCEL and the cancel token: cancel the case's current\n"
      "    teleconsultation.\n",
      ctl_cancel},
+    {"group", "to-end", "GROUP TOPIC...",
+     "    Move consumer group GROUP to the end of every partition of the TOPICs (the\n"
+     "    committed offsets become the end offsets): its members then start after what\n"
+     "    the topics hold now. What kafka-consumer-groups --reset-offsets --to-latest\n"
+     "    does; the group must have no running member. For a test or demo stack.\n",
+     ctl_group_to_end},
 };
 #define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 
