@@ -27,6 +27,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "registry.h"
+#include "roster_view.h"
 #include "test_env.h"
 #include "uuid.h"
 
@@ -62,20 +63,25 @@ static void write_temp_json(char *path, size_t len, const json_t *j)
     assert_int_equal(json_dump_file(j, path, JSON_INDENT(2)), 0);
 }
 
-/* Runs caseflowctl roster load path; returns the exit status and its output (stdout and
- * stderr; the caller frees). */
-static int roster_load(const char *path, char **out)
+/* Runs caseflowctl roster load path [option]; returns the exit status and its output (stdout
+ * and stderr; the caller frees). */
+static int roster_load_with(const char *path, const char *option, char **out)
 {
     char out_path[128];
     (void)snprintf(out_path, sizeof(out_path), "/tmp/test-roster-out-%s-XXXXXX", run_id);
     int fd = mkstemp(out_path);
     assert_true(fd >= 0);
     close(fd);
-    char *argv[] = {CTL, "roster", "load", (char *)path, NULL};
+    char *argv[] = {CTL, "roster", "load", (char *)path, (char *)option, NULL};
     int status = cf_test_wait_child(cf_test_spawn(CTL, argv, NULL, out_path), CTL_TIMEOUT_MS);
     *out = cf_test_slurp(out_path);
     unlink(out_path);
     return status;
+}
+
+static int roster_load(const char *path, char **out)
+{
+    return roster_load_with(path, NULL, out);
 }
 
 /* One record read: {"topic", "key", "headers", "value"} with "value" JSON null for a tombstone
@@ -426,12 +432,65 @@ static void test_bad_files_produce_nothing(void **state)
     json_decref(file);
 }
 
+/* --replace: the roster becomes the file's. A manager loaded first is tombstoned by a second
+ * load of another manager with --replace, and the compacted topics then hold exactly the second
+ * file's entries (no specialist: the file names none). */
+static void test_replace(void **state)
+{
+    (void)state;
+    char first[64], second[64], path[128], line[256];
+    char *out = NULL;
+    (void)snprintf(first, sizeof(first), "cm-first-%s", run_id);
+    (void)snprintf(second, sizeof(second), "cm-second-%s", run_id);
+    for (int k = 0; k < 2; k++) {
+        json_t *file = json_pack("{s:[{s:s, s:s, s:s, s:[s], s:i}]}", "care_managers",
+                                 "manager_id", k == 0 ? first : second, "name", "Test Manager",
+                                 "email", "manager@example.org", "languages", "en", "capacity", 5);
+        write_temp_json(path, sizeof(path), file);
+        int status = roster_load_with(path, k == 0 ? NULL : "--replace", &out);
+        unlink(path);
+        json_decref(file);
+        if (status != 0)
+            fail_msg("roster load: status %d\n%s", status, out);
+        if (k == 1) {
+            (void)snprintf(line, sizeof(line), MANAGERS " %s upsert\n", second);
+            assert_non_null(strstr(out, line));
+            (void)snprintf(line, sizeof(line), MANAGERS " %s tombstone\n", first);
+            assert_non_null(strstr(out, line));
+        }
+        free(out);
+    }
+    static const char *const topics[] = {MANAGERS, SPECIALISTS};
+    for (size_t t = 0; t < 2; t++) {
+        struct cf_roster_view *view = NULL;
+        char err[256] = "";
+        assert_int_equal(cf_roster_view_new(config, serde, topics[t], &view, err, sizeof(err)),
+                         CF_OK);
+        if (cf_roster_view_sync(view, ARRIVAL_TIMEOUT_MS, err, sizeof(err)) != CF_OK)
+            fail_msg("%s: %s", topics[t], err);
+        const json_t *entries = cf_roster_view_entries(view);
+        assert_int_equal(json_object_size(entries), t == 0 ? 1 : 0);
+        if (t == 0)
+            assert_non_null(json_object_get(entries, second));
+        cf_roster_view_free(view);
+    }
+    /* Its own manager goes too: no test roster stays live on the shared topics. */
+    char *last_out = NULL;
+    json_t *gone = json_pack("{s:[{s:s, s:b}]}", "care_managers", "manager_id", second, "delete", 1);
+    write_temp_json(path, sizeof(path), gone);
+    assert_int_equal(roster_load(path, &last_out), 0);
+    unlink(path);
+    free(last_out);
+    json_decref(gone);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sample_roster),
         cmocka_unit_test(test_tombstone),
         cmocka_unit_test(test_bad_files_produce_nothing),
+        cmocka_unit_test(test_replace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -88,12 +88,14 @@ static const struct command commands[] = {
      "    (request-info; repeatable, e.g. --missing reports); --priority overrides\n"
      "    validation's (urgent, high, routine); --operator is an id, not a name.\n",
      ctl_review},
-    {"roster", "load", "FILE.json|-",
+    {"roster", "load", "FILE.json|- [--replace]",
      "    Publish the roster in FILE: {\"care_managers\": [...], \"specialists\": [...]},\n"
      "    each entry a CareManager or Specialist in caseflow's JSON form without meta, to\n"
      "    caseflow.roster.care-managers (key manager_id) or caseflow.roster.specialists\n"
      "    (key specialist_id); {\"manager_id\": ID, \"delete\": true} (or specialist_id)\n"
-     "    removes one with a tombstone. Every entry is checked before the first is sent.\n"
+     "    removes one with a tombstone. With --replace, every entry live on the topics\n"
+     "    that FILE does not name is removed too, so the roster is FILE's and nothing\n"
+     "    else. Every entry is checked before the first is sent.\n"
      "    Prints \"<topic> <key> upsert|tombstone\" per record.\n",
      ctl_roster_load},
     {"consult", "complete",

@@ -1,5 +1,6 @@
-/* roster.c — caseflowctl roster load FILE: care managers and specialists onto their compacted
- * topics (DESIGN.md §2), upserts as full records, removals as tombstones.
+/* roster.c — caseflowctl roster load FILE [--replace]: care managers and specialists onto their
+ * compacted topics (DESIGN.md §2), upserts as full records, removals as tombstones; with
+ * --replace also a tombstone for every entry live on the topics that FILE does not name.
  *
  * FILE is {"care_managers": [...], "specialists": [...]}: each entry a CareManager or Specialist
  * in caseflow's JSON form without meta, or {"<id field>": "...", "delete": true}. Every entry of
@@ -19,6 +20,7 @@
 #include "cloudevents.h"
 #include "ctl.h"
 #include "kafka.h"
+#include "roster_view.h"
 #include "tz.h"
 #include "uuid.h"
 
@@ -282,6 +284,46 @@ static int count_entries(struct roster_run *run)
     return 0;
 }
 
+/* For --replace: a removal {"<id field>": id, "delete": true} for every entry live on list's
+ * topic now that the file's list does not name, appended to gone. Returns 0, or -1 after
+ * reporting. */
+static int live_not_in_file(const struct ctl *ctl, const struct roster_run *run,
+                            struct cf_serde *serde, const struct roster_list *list, json_t *gone)
+{
+    struct cf_roster_view *view = NULL;
+    char err[CTL_ERR_MAX];
+    const json_t *items = json_object_get(run->doc, list->member);
+    int rc = -1;
+
+    if (cf_roster_view_new(ctl->config, serde, list->topic, &view, err, sizeof(err)) != CF_OK ||
+        cf_roster_view_sync(view, ctl->kafka_timeout_ms, err, sizeof(err)) != CF_OK) {
+        ctl_error("roster load --replace: %s: %s", list->topic, err);
+        goto out;
+    }
+    const char *id;
+    json_t *entry;
+    json_object_foreach((json_t *)cf_roster_view_entries(view), id, entry)
+    {
+        bool named = false;
+        size_t i;
+        const json_t *item;
+        json_array_foreach(items, i, item)
+        {
+            const char *own = json_string_value(json_object_get(item, list->id_field));
+            named = named || (own != NULL && strcmp(own, id) == 0);
+        }
+        if (!named && json_array_append_new(gone, json_pack("{s:s, s:b}", list->id_field, id,
+                                                            "delete", 1)) != 0) {
+            ctl_error("roster load: out of memory");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    cf_roster_view_free(view);
+    return rc;
+}
+
 static int print_result(const struct roster_entry *e)
 {
     if (printf("%s %s %s\n", e->list->topic, e->key, e->buf != NULL ? "upsert" : "tombstone") < 0 ||
@@ -297,27 +339,41 @@ int ctl_roster_load(const struct ctl *ctl, int argc, char **argv)
     struct cf_serde *serde = NULL;
     struct cf_kafka_producer *producer = NULL;
     json_t *seen_ids = NULL;
+    json_t *gone[ROSTER_LISTS_N] = {NULL};
+    bool replace = false;
     char err[CTL_ERR_MAX];
     size_t n = 0, sent = 0;
     int rc = CTL_EXIT_FAIL;
     cf_status st;
 
     memset(&run, 0, sizeof(run));
-    if (argc != 2) {
-        ctl_error("usage: caseflowctl roster load FILE.json|-");
+    replace = argc == 3 && strcmp(argv[2], "--replace") == 0;
+    if (argc != 2 && !replace) {
+        ctl_error("usage: caseflowctl roster load FILE.json|- [--replace]");
         return CTL_EXIT_USAGE;
     }
     run.file = argv[1];
     if ((run.doc = ctl_load_json(run.file)) == NULL || count_entries(&run) != 0)
         goto out;
-    if ((run.records = json_array()) == NULL ||
-        (run.count > 0 && (run.entries = calloc(run.count, sizeof(*run.entries))) == NULL)) {
-        ctl_error("roster load: out of memory");
-        goto out;
-    }
     st = ctl_serde_open(ctl, &registry, &serde, err, sizeof(err));
     if (st != CF_OK) {
         ctl_error("roster load: %s (%s)", err, cf_strerror(st));
+        goto out;
+    }
+    /* The removals --replace adds are known before the entries are made: an entry's headers
+     * point into the entry, so the array is allocated once. */
+    for (size_t l = 0; replace && l < ROSTER_LISTS_N; l++) {
+        if ((gone[l] = json_array()) == NULL) {
+            ctl_error("roster load: out of memory");
+            goto out;
+        }
+        if (live_not_in_file(ctl, &run, serde, &roster_lists[l], gone[l]) != 0)
+            goto out;
+        run.count += json_array_size(gone[l]);
+    }
+    if ((run.records = json_array()) == NULL ||
+        (run.count > 0 && (run.entries = calloc(run.count, sizeof(*run.entries))) == NULL)) {
+        ctl_error("roster load: out of memory");
         goto out;
     }
 
@@ -336,6 +392,15 @@ int ctl_roster_load(const struct ctl *ctl, int argc, char **argv)
         {
             run.entries[n].list = list;
             if (prepare(&run, serde, &run.entries[n], item, i, seen_ids) != 0)
+                goto out;
+            n++;
+        }
+        /* Then the removals of --replace, indexed after the file's entries. */
+        size_t first = json_array_size(items);
+        json_array_foreach(gone[l], i, item)
+        {
+            run.entries[n].list = list;
+            if (prepare(&run, serde, &run.entries[n], item, first + i, seen_ids) != 0)
                 goto out;
             n++;
         }
@@ -381,6 +446,8 @@ out:
         free(run.entries[i].buf);
     free(run.entries);
     json_decref(seen_ids);
+    for (size_t l = 0; l < ROSTER_LISTS_N; l++)
+        json_decref(gone[l]);
     json_decref(run.records);
     json_decref(run.doc);
     return rc;
