@@ -398,30 +398,6 @@ static void print_config(const struct bench *b, int argc, char **argv, size_t ns
     fflush(stdout);
 }
 
-/* Prints a service's own count of what it committed (its last log line), so a run where
- * another replica in the same fixed group took some partitions shows up: then the service
- * committed fewer records than the run produced. False in that case or without the line. */
-static bool print_loop_counts(const char *name, const char *log_path, size_t produced)
-{
-    json_t *line = cf_bench_last_log_line(log_path, "\"kafka_loop_stopping\"");
-    if (line == NULL) {
-        printf("  %s: no kafka_loop_stopping line in its log\n", name);
-        return false;
-    }
-    json_int_t records = json_integer_value(json_object_get(line, "records"));
-    printf("  %s committed %" JSON_INTEGER_FORMAT " input records in %" JSON_INTEGER_FORMAT
-           " transactions (warm-up and backlog included)\n",
-           name, records, json_integer_value(json_object_get(line, "transactions")));
-    json_decref(line);
-    if (records < (json_int_t)produced) {
-        printf("  WARNING: %s committed fewer records than this run produced (%zu): another "
-               "member of its consumer group took part of them\n",
-               name, produced);
-        return false;
-    }
-    return true;
-}
-
 int main(int argc, char **argv)
 {
     struct bench b;
@@ -628,8 +604,8 @@ int main(int argc, char **argv)
     printf("  peak RSS (VmHWM): intake %.1f MiB, validation %.1f MiB, bench %.1f MiB\n",
            (double)hwm_i / 1024.0, (double)hwm_v / 1024.0, (double)self.ru_maxrss / 1024.0);
     printf("  services stopped with status: intake %d, validation %d\n", st_i, st_v);
-    bool alone = print_loop_counts("intake", b.intake_log, b.total);
-    alone &= print_loop_counts("validation", b.validation_log, b.total);
+    bool alone = cf_bench_print_loop_counts("intake", b.intake_log, b.total);
+    alone &= cf_bench_print_loop_counts("validation", b.validation_log, b.total);
     if (nl < (size_t)b.n)
         printf("MISSING: %zu of %lld inquiries had no outcome after %lld s\n", (size_t)b.n - nl,
                b.n, b.timeout_s);

@@ -115,17 +115,9 @@ static char *ctl(const char *const *args)
     return cf_test_ctl(CTL, args, "/tmp/test-c2t-ctl-XXXXXX", CTL_TIMEOUT_MS);
 }
 
-/* Runs caseflowctl CMD [ARG] FILE with doc written to a temporary FILE. */
 static void ctl_with_file(const char *cmd, const char *arg, const json_t *doc)
 {
-    char path[] = "/tmp/test-c2t-doc-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(json_dump_file(doc, path, 0), 0);
-    const char *args[] = {cmd, arg != NULL ? arg : path, arg != NULL ? path : NULL, NULL};
-    free(ctl(args));
-    unlink(path);
+    cf_test_ctl_json(CTL, cmd, arg, doc, "/tmp/test-c2t-doc-XXXXXX", CTL_TIMEOUT_MS);
 }
 
 static void dump_logs(void)

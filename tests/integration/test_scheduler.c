@@ -97,18 +97,7 @@ static void ctl(const char *const *args)
 
 static void ctl_with_file(const char *cmd, const char *arg, const json_t *doc)
 {
-    char path[] = "/tmp/test-scheduler-doc-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(json_dump_file(doc, path, 0), 0);
-    const char *args[] = {cmd, arg, path, NULL};
-    if (arg == NULL) {
-        args[1] = path;
-        args[2] = NULL;
-    }
-    ctl(args);
-    unlink(path);
+    cf_test_ctl_json(CTL, cmd, arg, doc, "/tmp/test-scheduler-doc-XXXXXX", CTL_TIMEOUT_MS);
 }
 
 static bool is_not_dlq(const char *topic)

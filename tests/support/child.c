@@ -135,3 +135,17 @@ char *cf_test_ctl(const char *ctl_path, const char *const *args, const char *tmp
         fail_msg("caseflowctl %s: status %d\n%s", args[0], status, out);
     return out;
 }
+
+void cf_test_ctl_json(const char *ctl_path, const char *cmd, const char *arg, const json_t *doc,
+                      const char *tmp_template, int timeout_ms)
+{
+    char path[128];
+    (void)snprintf(path, sizeof(path), "%s", tmp_template);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(json_dump_file(doc, path, 0), 0);
+    const char *args[] = {cmd, arg != NULL ? arg : path, arg != NULL ? path : NULL, NULL};
+    free(cf_test_ctl(ctl_path, args, tmp_template, timeout_ms));
+    unlink(path);
+}

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 /* Starts path with argv and the environment without CASEFLOW_* plus extra ("NAME=value",
  * NULL-terminated, may be NULL); stdin from /dev/null, stdout and stderr appended to out_path.
  * The environment is built before fork. Asserts (cmocka) that the file opens and fork works. */
@@ -39,5 +41,10 @@ char *cf_test_slurp(const char *path);
  * stderr; the caller frees). */
 char *cf_test_ctl(const char *ctl_path, const char *const *args, const char *tmp_template,
                   int timeout_ms);
+
+/* cf_test_ctl for "caseflowctl CMD [ARG] FILE" with doc written to a fresh temporary FILE
+ * (made from tmp_template, removed after); arg may be NULL. The output is discarded. */
+void cf_test_ctl_json(const char *ctl_path, const char *cmd, const char *arg, const json_t *doc,
+                      const char *tmp_template, int timeout_ms);
 
 #endif
