@@ -287,7 +287,7 @@ cf_status cf_kafka_group_to_end(const struct cf_config *config, const char *grou
 /* ---- Handler outputs --------------------------------------------------------------------- */
 
 /* Limits on what one handler call may queue; cf_kafka_out_add returns CF_ETOOBIG past them. */
-#define CF_KAFKA_OUT_MAX_RECORDS 1000
+#define CF_KAFKA_OUT_MAX_RECORDS 4096
 #define CF_KAFKA_OUT_MAX_BYTES (64u * 1024u * 1024u)
 
 struct cf_kafka_out;
@@ -372,6 +372,23 @@ typedef cf_status (*cf_kafka_timer)(void *ctx, int64_t now_ms, struct cf_kafka_o
  * NULL loop or timer, a bad interval, or a loop already run. */
 cf_status cf_kafka_loop_set_timer(struct cf_kafka_loop *loop, int interval_ms, cf_kafka_timer timer,
                                   void *timer_ctx);
+
+/* Hooks around each batch, for a handler whose side effects are cheaper done for the whole
+ * batch at once (the notifier sends a batch's messages concurrently): begin runs before the
+ * batch's first record is handled (also when a batch is retried: drop what an aborted attempt
+ * left), end after its last record, inside the same transaction. end queues outputs on out the
+ * way a handler does, produced with the batch and committed with its offsets; a status the
+ * loop would retry (cf_kafka_status_action ABORT or RETRY, and also DEAD_LETTER: there is no
+ * single record to dead-letter) aborts the whole batch, which comes back after a pause; a fatal
+ * one ends the loop. */
+typedef void (*cf_kafka_batch_begin)(void *ctx);
+typedef cf_status (*cf_kafka_batch_end)(void *ctx, struct cf_kafka_out *out, char *errbuf,
+                                        size_t errlen);
+
+/* Sets both batch hooks with their context (the caller's). Call before cf_kafka_loop_run.
+ * CF_EINVAL on a NULL loop or hook, or a loop already run. */
+cf_status cf_kafka_loop_set_batch_hooks(struct cf_kafka_loop *loop, cf_kafka_batch_begin begin,
+                                        cf_kafka_batch_end end, void *ctx);
 
 /* Counters for /metrics and /readyz; safe to read from another thread while the loop runs. */
 struct cf_kafka_loop_stats {

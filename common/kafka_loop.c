@@ -91,6 +91,11 @@ struct cf_kafka_loop {
     int32_t poison_partition;
     int64_t poison_offset;
 
+    /* The batch hooks (cf_kafka_loop_set_batch_hooks): NULL when there are none. */
+    cf_kafka_batch_begin batch_begin;
+    cf_kafka_batch_end batch_end;
+    void *batch_ctx;
+
     /* The periodic task (cf_kafka_loop_set_timer): NULL when there is none. */
     cf_kafka_timer timer;
     void *timer_ctx;
@@ -627,6 +632,62 @@ out:
     return result;
 }
 
+/* Produces every output queued on loop->out inside the open transaction, on behalf of source
+ * (which stands for it in produce_failed logs). STEP_FATAL aborts the transaction first. */
+static enum step loop_produce_queued(struct cf_kafka_loop *loop,
+                                     const struct cf_kafka_record *source, char *errbuf,
+                                     size_t errlen)
+{
+    for (size_t i = 0; i < cf_kafka_out_count(loop->out); i++) {
+        const struct cf_kafka_out_record *o = cf_kafka_out_get(loop->out, i);
+        enum cf_kafka_action a =
+            loop_produce(loop, o->topic, o->key, o->key_len, o->value, o->value_len, o->headers,
+                         o->header_count, source, errbuf, errlen);
+        if (a == CF_KAFKA_FATAL) {
+            rd_kafka_error_destroy(rd_kafka_abort_transaction(loop->producer, loop->timeout_ms));
+            return STEP_FATAL;
+        }
+        if (a != CF_KAFKA_PROCEED)
+            return STEP_ABORT;
+        loop->txn_outputs++;
+    }
+    return STEP_OK;
+}
+
+/* Runs the batch-end hook after the batch's records and produces its outputs in the batch's
+ * transaction. A failure the loop would retry aborts the whole batch. */
+static enum step loop_batch_end(struct cf_kafka_loop *loop, char *errbuf, size_t errlen)
+{
+    const struct cf_kafka_record source = {"(batch end)", -1, -1, NULL, 0, NULL, 0, NULL, 0, -1};
+    char herr[CF_DLQ_ERROR_MAX + 1] = "";
+    enum step result = STEP_OK;
+
+    cf_kafka_out_reset(loop->out);
+    cf_status st = loop->batch_end(loop->batch_ctx, loop->out, herr, sizeof(herr));
+    if (st != CF_OK) {
+        bool fatal = cf_kafka_status_action(st) == CF_KAFKA_FATAL;
+        CF_LOG(fatal ? CF_LOG_ERROR : CF_LOG_WARN, "batch_end_failed",
+               CF_LOG_ERR("status", cf_strerror(st)), CF_LOG_ERR("error", herr));
+        if (fatal) {
+            rd_kafka_error_destroy(rd_kafka_abort_transaction(loop->producer, loop->timeout_ms));
+            (void)cf_fail(errbuf, errlen, CF_EFATAL, "batch end: %s: %s", cf_strerror(st), herr);
+        }
+        result = fatal ? STEP_FATAL : STEP_ABORT;
+        goto out;
+    }
+    if (!outputs_fit(loop)) {
+        /* Nothing of this batch can be dead-lettered for it: it comes back after a pause. */
+        CF_LOG(CF_LOG_ERROR, "batch_end_failed", CF_LOG_ERR("status", cf_strerror(CF_ETOOBIG)),
+               CF_LOG_ERR("error", "an output is larger than message.max.bytes"));
+        result = STEP_ABORT;
+        goto out;
+    }
+    result = loop_produce_queued(loop, &source, errbuf, errlen);
+out:
+    cf_kafka_out_reset(loop->out);
+    return result;
+}
+
 /* One transaction over the collected batch. */
 static enum step loop_transaction(struct cf_kafka_loop *loop, char *errbuf, size_t errlen)
 {
@@ -639,6 +700,8 @@ static enum step loop_transaction(struct cf_kafka_loop *loop, char *errbuf, size
     }
     loop->txn_outputs = 0;
     loop->txn_dead_letters = 0;
+    if (loop->batch_begin != NULL)
+        loop->batch_begin(loop->batch_ctx);
     for (size_t i = 0; i < loop->batch_len; i++) {
         enum cf_kafka_action a = loop_record(loop, loop->batch[i], errbuf, errlen);
         if (a == CF_KAFKA_ABORT)
@@ -650,6 +713,11 @@ static enum step loop_transaction(struct cf_kafka_loop *loop, char *errbuf, size
             return STEP_FATAL;
         }
         (void)rd_kafka_poll(loop->producer, 0);
+    }
+    if (loop->batch_end != NULL) {
+        enum step result = loop_batch_end(loop, errbuf, errlen);
+        if (result != STEP_OK)
+            return result;
     }
     return loop_commit(loop, errbuf, errlen);
 }
@@ -676,8 +744,7 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
         }
         goto out;
     }
-    size_t n = cf_kafka_out_count(loop->out);
-    if (n == 0)
+    if (cf_kafka_out_count(loop->out) == 0)
         goto out;
     if (!outputs_fit(loop)) {
         CF_LOG(CF_LOG_ERROR, "timer_failed", CF_LOG_ERR("status", cf_strerror(CF_ETOOBIG)),
@@ -693,23 +760,9 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
     }
     loop->txn_outputs = 0;
     loop->txn_dead_letters = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct cf_kafka_out_record *o = cf_kafka_out_get(loop->out, i);
-        enum cf_kafka_action a =
-            loop_produce(loop, o->topic, o->key, o->key_len, o->value, o->value_len, o->headers,
-                         o->header_count, &source, errbuf, errlen);
-        if (a == CF_KAFKA_FATAL) {
-            rd_kafka_error_destroy(rd_kafka_abort_transaction(loop->producer, loop->timeout_ms));
-            result = STEP_FATAL;
-            goto out;
-        }
-        if (a != CF_KAFKA_PROCEED) {
-            result = STEP_ABORT;
-            goto out;
-        }
-        loop->txn_outputs++;
-    }
-    result = loop_commit(loop, errbuf, errlen);
+    result = loop_produce_queued(loop, &source, errbuf, errlen);
+    if (result == STEP_OK)
+        result = loop_commit(loop, errbuf, errlen);
 out:
     cf_kafka_out_reset(loop->out);
     return result;
@@ -982,6 +1035,17 @@ cf_status cf_kafka_loop_set_timer(struct cf_kafka_loop *loop, int interval_ms, c
     loop->timer = timer;
     loop->timer_ctx = timer_ctx;
     loop->timer_interval_ms = interval_ms;
+    return CF_OK;
+}
+
+cf_status cf_kafka_loop_set_batch_hooks(struct cf_kafka_loop *loop, cf_kafka_batch_begin begin,
+                                        cf_kafka_batch_end end, void *ctx)
+{
+    if (loop == NULL || begin == NULL || end == NULL || loop->ran)
+        return CF_EINVAL;
+    loop->batch_begin = begin;
+    loop->batch_end = end;
+    loop->batch_ctx = ctx;
     return CF_OK;
 }
 

@@ -57,6 +57,9 @@ struct cf_service_loop_spec {
     /* The loop's timer, run every cf_config_int(timer_ms_key) ms; NULL: none. */
     cf_kafka_timer timer;
     const char *timer_ms_key;
+    /* The loop's batch hooks (cf_kafka_loop_set_batch_hooks), both or neither; NULL: none. */
+    cf_kafka_batch_begin batch_begin;
+    cf_kafka_batch_end batch_end;
     /* The ops endpoint (/healthz, /readyz, /metrics): "<prefix>_HTTP_PORT" and
      * "<prefix>_HTTP_BIND" from CF_HTTP_OPS_CONFIG_ENTRIES(prefix, ...), e.g.
      * "CASEFLOW_ASSIGNMENT"; /readyz waits for a partition of ready_topic. */

@@ -50,9 +50,9 @@ pid_t cf_test_spawn(const char *path, char *const *argv, const char *const *extr
 
 pid_t cf_test_spawn_service(const char *path, char (*env)[160], size_t ne, const char *log_path)
 {
-    const char *extra[16];
+    const char *extra[CF_TEST_SERVICE_ENV_MAX + 3];
     size_t n = 0;
-    for (size_t i = 0; i < ne && n < 13; i++)
+    for (size_t i = 0; i < ne && n < CF_TEST_SERVICE_ENV_MAX; i++)
         extra[n++] = env[i];
     if (getenv("ASAN_OPTIONS") == NULL)
         extra[n++] = "ASAN_OPTIONS=exitcode=86";

@@ -14,10 +14,14 @@
 pid_t cf_test_spawn(const char *path, char *const *argv, const char *const *extra,
                     const char *out_path);
 
+/* Most settings cf_test_spawn_service passes. */
+#define CF_TEST_SERVICE_ENV_MAX 24
+
 /* Starts the service at path (no arguments) with cf_test_spawn: the environment without
- * CASEFLOW_* plus env[0..ne) (ne at most 13) and, unless the environment sets them,
- * ASAN_OPTIONS=exitcode=86 and UBSAN_OPTIONS=exitcode=86:print_stacktrace=1, so that a
- * sanitizer report shows in the exit status; output appended to log_path. */
+ * CASEFLOW_* plus env[0..ne) (ne at most CF_TEST_SERVICE_ENV_MAX) and, unless the environment
+ * sets them, ASAN_OPTIONS=exitcode=86 and UBSAN_OPTIONS=exitcode=86:print_stacktrace=1, so that
+ * a sanitizer report shows in the exit status; output appended to log_path. */
+
 pid_t cf_test_spawn_service(const char *path, char (*env)[160], size_t ne, const char *log_path);
 
 /* Waits for pid up to timeout_ms; returns the exit status (128 + signal), or -1 after killing

@@ -1,6 +1,5 @@
-/* deploy/caseflow.env.example documents every setting of the library and of the services
- * built so far: it must hold exactly what their config tables say (names, defaults, bounds,
- * help). */
+/* deploy/caseflow.env.example documents every setting of the library and of every service: it
+ * must hold exactly what their config tables say (names, defaults, bounds, help). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +11,14 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "assignment.h"
 #include "config.h"
 #include "http.h"
 #include "intake.h"
 #include "kafka.h"
+#include "notifier.h"
 #include "redis.h"
+#include "scheduler.h"
 #include "validation.h"
 
 /* The example file as text (a static buffer). */
@@ -56,7 +58,16 @@ static void test_example_file_matches_tables(void **state)
         VALIDATION_CONFIG_ENTRIES, CF_HTTP_OPS_CONFIG_ENTRIES("CASEFLOW_VALIDATION", "18082")};
     assert_documented("library", library, sizeof(library) / sizeof(library[0]));
     assert_documented("intake", intake, sizeof(intake) / sizeof(intake[0]));
+    const struct cf_config_entry assignment[] = {
+        ASSIGNMENT_CONFIG_ENTRIES, CF_HTTP_OPS_CONFIG_ENTRIES("CASEFLOW_ASSIGNMENT", "18083")};
+    const struct cf_config_entry scheduler[] = {
+        SCHEDULER_CONFIG_ENTRIES, CF_HTTP_OPS_CONFIG_ENTRIES("CASEFLOW_SCHEDULER", "18084")};
+    const struct cf_config_entry notifier[] = {
+        NOTIFIER_CONFIG_ENTRIES, CF_HTTP_OPS_CONFIG_ENTRIES("CASEFLOW_NOTIFIER", "18085")};
     assert_documented("validation", validation, sizeof(validation) / sizeof(validation[0]));
+    assert_documented("assignment", assignment, sizeof(assignment) / sizeof(assignment[0]));
+    assert_documented("scheduler", scheduler, sizeof(scheduler) / sizeof(scheduler[0]));
+    assert_documented("notifier", notifier, sizeof(notifier) / sizeof(notifier[0]));
 }
 
 int main(void)
