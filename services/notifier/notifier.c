@@ -510,6 +510,35 @@ static cf_status read_items(struct notifier *n, struct item *items, size_t count
     return st;
 }
 
+/* What record_sent needs to find a send's item. */
+struct sent_ctx {
+    struct notifier *n;
+    struct item *items;
+    const size_t *which;
+};
+
+/* Records a message the server has just accepted as SENT at once (settle records it again with
+ * the rest): the window in which a crash makes it go out twice is one Redis call, not the
+ * whole batch. A failure here is not an error: settle's pipeline writes the same later. */
+static void record_sent(void *ctx, size_t i, const struct notifier_send *send)
+{
+    struct sent_ctx *sc = ctx;
+    struct item *it = &sc->items[sc->which[i]];
+    char key[CF_REDIS_MAX_KEY], err[128];
+
+    if (send->outcome != NOTIFIER_SENT)
+        return;
+    json_t *rec = json_pack("{s:O, s:o}", "job", it->job, "state",
+                            new_state("SENT", it->attempt, it->by_timer, NULL));
+    char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
+    state_key(it->job, key);
+    if (text != NULL)
+        (void)cf_redis_set(sc->n->redis, key, text, strlen(text), sc->n->set.state_ttl_seconds,
+                           err, sizeof(err));
+    free(text);
+    json_decref(rec);
+}
+
 /* Sends the items whose verdict is SEND, concurrently, and settles every item (appending the
  * writes to a fresh pipeline, run at the end). */
 static cf_status send_and_settle(struct notifier *n, struct item *items, size_t count_items,
@@ -537,8 +566,10 @@ static cf_status send_and_settle(struct notifier *n, struct item *items, size_t 
         sends[nsend] = it->send;
         which[nsend++] = i;
     }
-    if (nsend > 0)
-        notifier_sender_run(n->sender, sends, nsend);
+    if (nsend > 0) {
+        struct sent_ctx sc = {n, items, which};
+        notifier_sender_run(n->sender, sends, nsend, record_sent, &sc);
+    }
     for (size_t k = 0; k < nsend; k++)
         items[which[k]].send = sends[k];
     int64_t done_ms = cf_clock_wall_ms();

@@ -310,7 +310,8 @@ static void transfer_clear(struct transfer *t)
     t->body = NULL;
 }
 
-void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends, size_t n)
+void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends, size_t n,
+                         notifier_done_fn done, void *done_ctx)
 {
     size_t slots = (size_t)s->cfg.max_parallel, next = 0, running = 0;
     struct transfer *pool = calloc(slots, sizeof(*pool));
@@ -348,6 +349,8 @@ void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends,
             struct transfer *t = NULL;
             (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
             transfer_finish(s, t, msg->data.result);
+            if (done != NULL)
+                done(done_ctx, (size_t)(t->send - sends), t->send);
             transfer_clear(t);
             t->send = NULL;
             running--;

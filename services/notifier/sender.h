@@ -84,9 +84,15 @@ cf_status notifier_sender_new(const struct notifier_sender_config *cfg,
 /* NULL-safe. */
 void notifier_sender_free(struct notifier_sender *s);
 
+/* Called as soon as sends[i] has its outcome, while the others may still be in flight: the
+ * notifier records a sent message at once, so a crash a moment later does not send it again. */
+typedef void (*notifier_done_fn)(void *ctx, size_t i, const struct notifier_send *send);
+
 /* Sends sends[0..n), at most max_parallel at a time, and returns once every one has an outcome
- * (each transfer is bounded by the timeouts). Never fails as a whole: a message that could not
- * even be started (out of memory) is TRANSIENT with error "LOCAL". */
-void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends, size_t n);
+ * (each transfer is bounded by the timeouts), calling done (may be NULL) for each as it ends.
+ * Never fails as a whole: a message that could not even be started (out of memory) is
+ * TRANSIENT with error "LOCAL". */
+void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends, size_t n,
+                         notifier_done_fn done, void *done_ctx);
 
 #endif
