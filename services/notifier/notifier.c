@@ -124,19 +124,19 @@ void notifier_batch_begin(void *ctx)
 
 /* ---- Status events -------------------------------------------------------------------------- */
 
-/* Queues the NotificationStatus of job: status, attempt and the state's details. Its event id
- * is named by (notification, attempt, status), so a re-emission after a crash is the same
- * event. */
+/* Queues the NotificationStatus of job: status, attempt and the state's details, occurred at
+ * at_ms (when the server answered). Its event id is named by (notification, attempt, status),
+ * so a re-emission after a crash is the same event. */
 static cf_status emit_status(struct notifier *n, const json_t *job, const char *status,
                              int attempt, bool will_retry, const char *error_code,
-                             const char *provider_id, int segments, struct cf_kafka_out *out,
-                             char *errbuf, size_t errlen)
+                             const char *provider_id, int segments, int64_t at_ms,
+                             struct cf_kafka_out *out, char *errbuf, size_t errlen)
 {
     char name[160], event_id[CF_UUID_LEN + 1], when[32];
     int len = snprintf(name, sizeof(name), "caseflow.notifier/status/%s/%d/%s", str(job, "id"),
                        attempt, status);
     cf_uuid_from_name(name, len > 0 ? (size_t)len : 0, event_id);
-    cf_avro_format_millis(cf_clock_wall_ms(), when, sizeof(when));
+    cf_avro_format_millis(at_ms, when, sizeof(when));
     json_t *ev = json_pack(
         "{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:o, "
         "s:o, s:o, s:b}",
@@ -166,8 +166,8 @@ static cf_status emit_stored(struct notifier *n, const json_t *job, const json_t
                        (int)json_integer_value(json_object_get(state, "attempt")),
                        json_is_true(json_object_get(state, "will_retry")),
                        str(state, "error_code"), str(state, "provider_id"),
-                       (int)json_integer_value(json_object_get(state, "sms_segments")), out,
-                       errbuf, errlen);
+                       (int)json_integer_value(json_object_get(state, "sms_segments")),
+                       json_integer_value(json_object_get(state, "at_ms")), out, errbuf, errlen);
 }
 
 static bool is_final(const json_t *state)
@@ -201,11 +201,14 @@ static cf_status put_state(struct notifier *n, const json_t *job, json_t *state,
     return st;
 }
 
-static json_t *new_state(const char *status, int attempt, bool by_timer, const char *error_code)
+/* A state record: status after attempt attempts, at at_ms. */
+static json_t *new_state(const char *status, int attempt, bool by_timer, const char *error_code,
+                         int64_t at_ms)
 {
-    return json_pack("{s:s, s:i, s:s, s:o}", "status", status, "attempt", attempt, "by",
+    return json_pack("{s:s, s:i, s:s, s:o, s:I}", "status", status, "attempt", attempt, "by",
                      by_timer ? "timer" : "batch", "error_code",
-                     error_code != NULL ? json_string(error_code) : json_null());
+                     error_code != NULL ? json_string(error_code) : json_null(), "at_ms",
+                     (json_int_t)at_ms);
 }
 
 /* The daily cap key of job's recipient and local day (an HMAC of the address, never the
@@ -332,9 +335,10 @@ static bool build_message(struct notifier *n, struct item *it, int64_t now_ms)
 
 /* Records the outcome of it's send: state, due set, cap, status event; a final failure with a
  * fallback puts the fallback job in the due set, due now. Appends to the pipeline. */
-static cf_status settle(struct notifier *n, struct item *it, int64_t now_ms,
-                        struct cf_kafka_out *out, char *errbuf, size_t errlen)
+static cf_status settle(struct notifier *n, struct item *it, struct cf_kafka_out *out,
+                        char *errbuf, size_t errlen)
 {
+    int64_t now_ms = it->send.finished_ms;
     const json_t *job = it->job;
     const char *id = str(job, "id");
     int ch = channel_index(job);
@@ -344,7 +348,7 @@ static cf_status settle(struct notifier *n, struct item *it, int64_t now_ms,
     if (n->send_seconds != NULL)
         cf_metrics_observe(n->send_seconds, it->send.seconds);
     if (it->send.outcome == NOTIFIER_SENT) {
-        state = new_state("SENT", it->attempt, it->by_timer, NULL);
+        state = new_state("SENT", it->attempt, it->by_timer, NULL, now_ms);
         if (state != NULL && it->send.provider_id[0] != '\0')
             (void)json_object_set_new(state, "provider_id", json_string(it->send.provider_id));
         if (state != NULL && it->segments > 0)
@@ -356,7 +360,7 @@ static cf_status settle(struct notifier *n, struct item *it, int64_t now_ms,
             st = cap_call(n, it, "add", errbuf, errlen);
         if (st == CF_OK)
             st = emit_status(n, job, "SENT", it->attempt, false, NULL, it->send.provider_id,
-                             it->segments, out, errbuf, errlen);
+                             it->segments, now_ms, out, errbuf, errlen);
         count(n->sent[ch]);
         CF_LOG(CF_LOG_INFO, "notification_sent", CF_LOG_ID("notification_id", id),
                CF_LOG_ID("case_id", str(job, "case_id")), CF_LOG_ID("channel", str(job, "channel")),
@@ -372,7 +376,7 @@ static cf_status settle(struct notifier *n, struct item *it, int64_t now_ms,
         uint32_t rnd = (uint32_t)rand();
         int64_t due = now_ms + notifier_backoff_ms(it->attempt, n->set.retry_base_ms,
                                                    n->set.retry_max_ms, rnd);
-        if ((state = new_state("WAITING", it->attempt, it->by_timer, it->send.error)) == NULL)
+        if ((state = new_state("WAITING", it->attempt, it->by_timer, it->send.error, now_ms)) == NULL)
             return CF_ENOMEM;
         st = put_state(n, job, state, errbuf, errlen);
         if (st == CF_OK)
@@ -380,14 +384,14 @@ static cf_status settle(struct notifier *n, struct item *it, int64_t now_ms,
                                 n->set.state_ttl_seconds * 1000, errbuf, errlen);
         count(n->retried[ch]);
     } else {
-        if ((state = new_state("FAILED", it->attempt, it->by_timer, it->send.error)) == NULL)
+        if ((state = new_state("FAILED", it->attempt, it->by_timer, it->send.error, now_ms)) == NULL)
             return CF_ENOMEM;
         st = put_state(n, job, state, errbuf, errlen);
         count(n->failed[ch]);
         json_t *fb = json_object_get(job, "fallback");
         if (st == CF_OK && json_is_object(fb)) {
             json_t *copy = json_deep_copy(fb);
-            json_t *wait = new_state("WAITING", 0, true, NULL);
+            json_t *wait = new_state("WAITING", 0, true, NULL, now_ms);
             if (copy == NULL || wait == NULL ||
                 json_object_set_new(copy, "fallback_of", json_true()) != 0) {
                 json_decref(copy);
@@ -405,7 +409,7 @@ static cf_status settle(struct notifier *n, struct item *it, int64_t now_ms,
     }
     if (st == CF_OK)
         st = emit_status(n, job, "FAILED", it->attempt, retry, it->send.error, NULL, it->segments,
-                         out, errbuf, errlen);
+                         now_ms, out, errbuf, errlen);
     return st;
 }
 
@@ -419,18 +423,19 @@ static cf_status hold(struct notifier *n, struct item *it, struct cf_kafka_out *
 
     if (it->verdict == SKIP) {
         /* Skipped: attempts made before, none now. */
-        if ((state = new_state("SKIPPED", it->attempt - 1, it->by_timer, it->skip_code)) == NULL)
+        if ((state = new_state("SKIPPED", it->attempt - 1, it->by_timer, it->skip_code, cf_clock_wall_ms())) == NULL)
             return CF_ENOMEM;
         st = put_state(n, it->job, state, errbuf, errlen);
         count(n->skipped);
         CF_LOG(CF_LOG_INFO, "notification_skipped", CF_LOG_ID("notification_id", id),
                CF_LOG_ID("case_id", str(it->job, "case_id")), CF_LOG_ID("reason", it->skip_code));
-        return st == CF_OK ? emit_status(n, it->job, "SKIPPED", it->attempt - 1, false, it->skip_code,
-                                         NULL, 0, out, errbuf, errlen)
+        return st == CF_OK ? emit_status(n, it->job, "SKIPPED", it->attempt - 1, false,
+                                         it->skip_code, NULL, 0, cf_clock_wall_ms(), out, errbuf,
+                                         errlen)
                            : st;
     }
     /* A wait keeps the attempts made so far (0 before the first). */
-    if ((state = new_state("WAITING", it->attempt - 1, it->by_timer, NULL)) == NULL)
+    if ((state = new_state("WAITING", it->attempt - 1, it->by_timer, NULL, cf_clock_wall_ms())) == NULL)
         return CF_ENOMEM;
     st = put_state(n, it->job, state, errbuf, errlen);
     if (st == CF_OK)
@@ -510,26 +515,52 @@ static cf_status read_items(struct notifier *n, struct item *items, size_t count
     return st;
 }
 
-/* What record_sent needs to find a send's item. */
+/* What the send hooks need to find a send's item. */
 struct sent_ctx {
     struct notifier *n;
     struct item *items;
     const size_t *which;
+    int64_t now_ms;
 };
 
-/* Records a message the server has just accepted as SENT at once (settle records it again with
- * the rest): the window in which a crash makes it go out twice is one Redis call, not the
- * whole batch. A failure here is not an error: settle's pipeline writes the same later. */
-static void record_sent(void *ctx, size_t i, const struct notifier_send *send)
+/* The sender's prepare hook: builds the item's message right before it goes out, so a batch
+ * holds only the MIME messages of the sends in flight. */
+static bool prepare_send(void *ctx, size_t i, struct notifier_send *send)
+{
+    struct sent_ctx *sc = ctx;
+    struct item *it = &sc->items[sc->which[i]];
+    if (!build_message(sc->n, it, sc->now_ms)) {
+        send->outcome = NOTIFIER_PERMANENT;
+        (void)snprintf(send->error, sizeof(send->error), "BAD_MESSAGE");
+        send->finished_ms = cf_clock_wall_ms();
+        return false;
+    }
+    send->channel = it->send.channel;
+    send->to = it->send.to;
+    send->data = it->send.data;
+    send->len = it->send.len;
+    send->key = it->send.key;
+    return true;
+}
+
+/* The sender's done hook: frees the message and records one the server has just accepted as
+ * SENT at once (settle records it again with the rest): the window in which a crash makes it go
+ * out twice is one Redis call, not the whole batch. A failure here is not an error: settle's
+ * pipeline writes the same later. */
+static void finish_send(void *ctx, size_t i, struct notifier_send *send)
 {
     struct sent_ctx *sc = ctx;
     struct item *it = &sc->items[sc->which[i]];
     char key[CF_REDIS_MAX_KEY], err[128];
 
+    /* The message itself is not needed any more. */
+    free(it->message);
+    it->message = NULL;
+    send->data = NULL;
     if (send->outcome != NOTIFIER_SENT)
         return;
     json_t *rec = json_pack("{s:O, s:o}", "job", it->job, "state",
-                            new_state("SENT", it->attempt, it->by_timer, NULL));
+                            new_state("SENT", it->attempt, it->by_timer, NULL, send->finished_ms));
     char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
     state_key(it->job, key);
     if (text != NULL)
@@ -554,32 +585,23 @@ static cf_status send_and_settle(struct notifier *n, struct item *items, size_t 
         st = CF_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < count_items; i++) {
-        struct item *it = &items[i];
-        if (it->job == NULL || it->verdict != SEND)
-            continue;
-        if (!build_message(n, it, now_ms)) {
-            it->send.outcome = NOTIFIER_PERMANENT;
-            (void)snprintf(it->send.error, sizeof(it->send.error), "BAD_MESSAGE");
-            continue;
-        }
-        sends[nsend] = it->send;
-        which[nsend++] = i;
-    }
+    for (size_t i = 0; i < count_items; i++)
+        if (items[i].job != NULL && items[i].verdict == SEND)
+            which[nsend++] = i;
     if (nsend > 0) {
-        struct sent_ctx sc = {n, items, which};
-        notifier_sender_run(n->sender, sends, nsend, record_sent, &sc);
+        struct sent_ctx sc = {n, items, which, now_ms};
+        const struct notifier_send_hooks hooks = {prepare_send, finish_send, &sc};
+        notifier_sender_run(n->sender, sends, nsend, &hooks);
     }
     for (size_t k = 0; k < nsend; k++)
         items[which[k]].send = sends[k];
-    int64_t done_ms = cf_clock_wall_ms();
     cf_redis_pipeline_reset(n->pipeline);
     for (size_t i = 0; i < count_items && st == CF_OK; i++) {
         struct item *it = &items[i];
         if (it->job == NULL || it->verdict == DONE)
             continue;
         if (it->verdict == SEND)
-            st = settle(n, it, done_ms, out, errbuf, errlen);
+            st = settle(n, it, out, errbuf, errlen);
         else if (it->verdict == WAIT || it->verdict == SKIP)
             st = hold(n, it, out, errbuf, errlen);
     }

@@ -8,6 +8,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
+
 /* Largest provider answer kept (the id is near the start; the rest is not needed). */
 #define ANSWER_MAX (16u * 1024u)
 #define POLL_MS 200
@@ -292,6 +294,7 @@ static void transfer_finish(struct notifier_sender *s, struct transfer *t, CURLc
     (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &response);
     (void)curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &seconds);
     t->send->seconds = seconds;
+    t->send->finished_ms = cf_clock_wall_ms();
     t->send->outcome = notifier_classify(t->send->channel, (int)code, response, t->send->error,
                                          sizeof(t->send->error));
     if (t->send->outcome == NOTIFIER_SENT && t->send->channel == NOTIFIER_SMS)
@@ -311,7 +314,7 @@ static void transfer_clear(struct transfer *t)
 }
 
 void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends, size_t n,
-                         notifier_done_fn done, void *done_ctx)
+                         const struct notifier_send_hooks *hooks)
 {
     size_t slots = (size_t)s->cfg.max_parallel, next = 0, running = 0;
     struct transfer *pool = calloc(slots, sizeof(*pool));
@@ -321,6 +324,7 @@ void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends,
         (void)snprintf(sends[i].error, sizeof(sends[i].error), "LOCAL");
         sends[i].provider_id[0] = '\0';
         sends[i].seconds = 0;
+        sends[i].finished_ms = cf_clock_wall_ms();
     }
     if (pool == NULL)
         return;
@@ -332,11 +336,19 @@ void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends,
                 continue;
             memset(t, 0, sizeof(*t));
             t->send = &sends[next++];
+            if (hooks != NULL && hooks->prepare != NULL &&
+                !hooks->prepare(hooks->ctx, (size_t)(t->send - sends), t->send)) {
+                t->send = NULL;
+                continue;
+            }
             if (transfer_start(s, t)) {
                 running++;
             } else {
+                /* stays TRANSIENT "LOCAL" */
+                if (hooks != NULL && hooks->done != NULL)
+                    hooks->done(hooks->ctx, (size_t)(t->send - sends), t->send);
                 transfer_clear(t);
-                t->send = NULL; /* stays TRANSIENT "LOCAL" */
+                t->send = NULL;
             }
         }
         int still = 0;
@@ -349,8 +361,8 @@ void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends,
             struct transfer *t = NULL;
             (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
             transfer_finish(s, t, msg->data.result);
-            if (done != NULL)
-                done(done_ctx, (size_t)(t->send - sends), t->send);
+            if (hooks != NULL && hooks->done != NULL)
+                hooks->done(hooks->ctx, (size_t)(t->send - sends), t->send);
             transfer_clear(t);
             t->send = NULL;
             running--;

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "render.h"
 #include "status.h"
@@ -67,6 +68,7 @@ struct notifier_send {
     char error[32];        /* outcome not SENT: a stable code, "SMTP_451", "HTTP_503", "CONNECT" */
     char provider_id[96];  /* SMS: the provider's message id when it gave one */
     double seconds;        /* how long the attempt took */
+    int64_t finished_ms;   /* wall clock when the outcome came */
 };
 
 /* The outcome of a transfer that ended with curl_code (a CURLcode) and response (the last SMTP
@@ -84,15 +86,22 @@ cf_status notifier_sender_new(const struct notifier_sender_config *cfg,
 /* NULL-safe. */
 void notifier_sender_free(struct notifier_sender *s);
 
-/* Called as soon as sends[i] has its outcome, while the others may still be in flight: the
- * notifier records a sent message at once, so a crash a moment later does not send it again. */
-typedef void (*notifier_done_fn)(void *ctx, size_t i, const struct notifier_send *send);
+/* What the caller does around each send (either may be NULL; ctx is passed to both):
+ *   prepare  right before sends[i] starts: fill in its data (so a batch's big MIME messages are
+ *            built only for the sends in flight); false: not sent, the caller set its outcome;
+ *   done     as soon as sends[i] has its outcome, while others may still be in flight: the
+ *            notifier records a sent message at once, so a crash a moment later does not send
+ *            it again, and frees what prepare made. */
+struct notifier_send_hooks {
+    bool (*prepare)(void *ctx, size_t i, struct notifier_send *send);
+    void (*done)(void *ctx, size_t i, struct notifier_send *send);
+    void *ctx;
+};
 
 /* Sends sends[0..n), at most max_parallel at a time, and returns once every one has an outcome
- * (each transfer is bounded by the timeouts), calling done (may be NULL) for each as it ends.
- * Never fails as a whole: a message that could not even be started (out of memory) is
- * TRANSIENT with error "LOCAL". */
+ * (each transfer is bounded by the timeouts). hooks may be NULL. Never fails as a whole: a
+ * message that could not even be started (out of memory) is TRANSIENT with error "LOCAL". */
 void notifier_sender_run(struct notifier_sender *s, struct notifier_send *sends, size_t n,
-                         notifier_done_fn done, void *done_ctx);
+                         const struct notifier_send_hooks *hooks);
 
 #endif
