@@ -252,8 +252,8 @@ static cf_status cap_call(struct notifier *n, struct item *it, const char *mode,
 
 /* ---- Deciding and sending ------------------------------------------------------------------- */
 
-/* Sets it->verdict for now: skip, wait (quiet hours, daily cap) or send. */
-static void decide(struct notifier *n, struct item *it, int64_t now_ms)
+/* decide's verdict for it->cap_count notifications already sent today. */
+static void decide_now(struct notifier *n, struct item *it, int64_t now_ms)
 {
     int64_t deliver_by = json_integer_value(json_object_get(it->job, "deliver_by_ms"));
     const char *zone = str(it->job, "time_zone");
@@ -289,6 +289,19 @@ static void decide(struct notifier *n, struct item *it, int64_t now_ms)
             it->wait_until = end;
         }
     }
+}
+
+/* Sets it->verdict for now: skip, wait (quiet hours, daily cap) or send. planned counts, per
+ * cap key, the sends this batch or turn has already decided, which Redis does not know yet. */
+static void decide(struct notifier *n, struct item *it, int64_t now_ms, json_t *planned)
+{
+    json_t *before = it->cap_key[0] != '\0' ? json_object_get(planned, it->cap_key) : NULL;
+    if (before != NULL && it->cap_count >= 0)
+        it->cap_count += json_integer_value(before);
+    decide_now(n, it, now_ms);
+    if (it->verdict == SEND && it->cap_key[0] != '\0')
+        (void)json_object_set_new(planned, it->cap_key,
+                                  json_integer(json_integer_value(before) + 1));
 }
 
 /* Builds it's message (MIME or SMS text). A message that cannot be built is a permanent
@@ -627,6 +640,7 @@ cf_status notifier_batch_end(void *ctx, struct cf_kafka_out *out, char *errbuf, 
     struct notifier *n = ctx;
     size_t count_items = json_array_size(n->batch);
     struct item *items = NULL;
+    json_t *planned = NULL;
     int64_t now_ms = cf_clock_wall_ms();
     cf_status st = CF_OK;
 
@@ -639,6 +653,8 @@ cf_status notifier_batch_end(void *ctx, struct cf_kafka_out *out, char *errbuf, 
         items[i].attempt = 1;
     }
     st = read_items(n, items, count_items, now_ms, NULL, errbuf, errlen);
+    if (st == CF_OK && (planned = json_object()) == NULL)
+        st = CF_ENOMEM;
     for (size_t i = 0; i < count_items && st == CF_OK; i++) {
         struct item *it = &items[i];
         if (it->state != NULL) {
@@ -655,10 +671,11 @@ cf_status notifier_batch_end(void *ctx, struct cf_kafka_out *out, char *errbuf, 
             it->skip_code = skip;
             continue;
         }
-        decide(n, it, now_ms);
+        decide(n, it, now_ms, planned);
     }
     if (st == CF_OK)
         st = send_and_settle(n, items, count_items, now_ms, out, errbuf, errlen);
+    json_decref(planned);
     items_clear(items, count_items);
     return st;
 }
@@ -695,7 +712,7 @@ cf_status notifier_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, cha
     struct notifier *n = ctx;
     struct cf_redis_value *due = NULL;
     struct item *items = NULL;
-    json_t **stored = NULL;
+    json_t **stored = NULL, *planned = NULL;
     size_t count_items = 0;
     cf_status st = forget_finished(n, errbuf, errlen);
 
@@ -719,6 +736,8 @@ cf_status notifier_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, cha
         items[i].by_timer = true;
     }
     st = read_items(n, items, count_items, now_ms, stored, errbuf, errlen);
+    if (st == CF_OK && (planned = json_object()) == NULL)
+        st = CF_ENOMEM;
     for (size_t i = 0; i < count_items && st == CF_OK; i++) {
         struct item *it = &items[i];
         if (it->job == NULL || it->state == NULL) {
@@ -737,7 +756,7 @@ cf_status notifier_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, cha
             continue;
         }
         it->attempt = (int)json_integer_value(json_object_get(it->state, "attempt")) + 1;
-        decide(n, it, now_ms);
+        decide(n, it, now_ms, planned);
         if (it->verdict == SKIP &&
             json_array_append_new(n->finished, json_string(str(it->job, "id"))) != 0)
             st = CF_ENOMEM;
@@ -759,6 +778,7 @@ out:
         for (size_t i = 0; i < count_items; i++)
             json_decref(stored[i]);
     free(stored);
+    json_decref(planned);
     if (items != NULL)
         items_clear(items, count_items);
     cf_redis_value_free(due);

@@ -12,6 +12,7 @@
  *   - quiet hours: a booking's SMS waits, a reminder whose consultation comes first does not;
  *   - the SMS provider answering 500 then 201: delivered once on attempt 2; 400: FAILED, no
  *     retry; the SMTP server stopped: retried, delivered once when it is back;
+ *   - Twilio's API instead of the JSON webhook, and the daily cap holding back a third SMS;
  *   - SIGKILL during a burst of 100 bookings: after a restart every email and SMS is there,
  *     every SMS once at the provider, every Message-ID at the SMTP server.
  * Independent of earlier runs: a Redis key prefix, Message-ID domain and addresses of its own,
@@ -89,7 +90,8 @@ static const struct cf_config_entry table[] = {
 
 /* ---- The service ------------------------------------------------------------------------ */
 
-static void start_notifier(void)
+/* Starts the notifier with the test's settings and extra[0..nextra) after them. */
+static void start_notifier_with(const char *const *extra, size_t nextra)
 {
     static char env[CF_TEST_SERVICE_ENV_MAX][160];
     size_t ne = 0;
@@ -124,7 +126,14 @@ static void start_notifier(void)
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_NOTIFIER_HTTP_PORT=0");
     snprintf(env[ne++], sizeof(env[0]), "KAFKA_SESSION_TIMEOUT_MS=6000");
     snprintf(env[ne++], sizeof(env[0]), "KAFKA_HEARTBEAT_INTERVAL_MS=1000");
+    for (size_t i = 0; i < nextra && ne < CF_TEST_SERVICE_ENV_MAX; i++)
+        snprintf(env[ne++], sizeof(env[0]), "%s", extra[i]);
     pid = cf_test_spawn_service(SERVICE, env, ne, log_path);
+}
+
+static void start_notifier(void)
+{
+    start_notifier_with(NULL, 0);
 }
 
 static void stack(const char *cmd, const char *part)
@@ -733,6 +742,70 @@ static void test_smtp_down(void **state)
     json_decref(r);
 }
 
+/* Twilio's Messages API (form POST, basic auth, its idempotency header) and a daily cap of 2:
+ * three acknowledgements for one phone on one day, the third held for the next morning. */
+static void test_twilio_and_daily_cap(void **state)
+{
+    (void)state;
+    char account[64], id[3][37];
+    snprintf(account, sizeof(account), "AC%s", run_id);
+    for (char *c = account; *c != '\0'; c++)
+        if (*c == '-')
+            *c = '0';
+    char api[] = "CASEFLOW_NOTIFIER_SMS_API=twilio", url[] = "CASEFLOW_NOTIFIER_SMS_URL=" SMS_URL,
+         cap[] = "CASEFLOW_NOTIFIER_DAILY_CAP=2", token[] = "CASEFLOW_NOTIFIER_SMS_TOKEN=s3cret-tok";
+    char acc[96];
+    snprintf(acc, sizeof(acc), "CASEFLOW_NOTIFIER_SMS_ACCOUNT=%s", account);
+    const char *extra[] = {api, url, cap, token, acc};
+    assert_int_equal(cf_test_stop_child(&pid, 40000), 0);
+    start_notifier_with(extra, sizeof(extra) / sizeof(extra[0]));
+
+    json_t *r = patient("Uma", "Tester", "en", "America/Chicago", false, true);
+    json_t *events = json_array();
+    for (int k = 0; k < 3; k++) {
+        char case_id[CF_UUID_LEN + 1];
+        assert_int_equal(cf_uuid_v4(case_id), CF_OK);
+        json_t *ev = ev_opened(case_id, r);
+        id_of(ev, "SMS", "PATIENT", id[k]);
+        json_array_append_new(events, ev);
+    }
+    produce(NOTIFIER_T_OPENED, events);
+    /* Which two go first depends on the partitions the cases land on: any two. */
+    int64_t deadline = cf_clock_mono_ms() + WAIT_MS;
+    size_t sent = 0;
+    while (sent < 2) {
+        assert_true(cf_clock_mono_ms() < deadline);
+        cf_test_poll_into(consumer, serde, is_not_dlq, 100, seen);
+        sent = 0;
+        for (int k = 0; k < 3; k++)
+            sent += statuses(id[k], "SENT", NULL);
+    }
+    drain(2000);
+    int held = -1;
+    for (int k = 0; k < 3; k++) {
+        if (statuses(id[k], "SENT", NULL) == 0) {
+            assert_int_equal(held, -1);
+            held = k;
+            continue;
+        }
+        check_sms(id[k], json_string_value(json_object_get(r, "phone")), NULL);
+        json_t *recs = sms_with(id[k]);
+        const json_t *rec = json_array_get(recs, 0);
+        assert_string_equal(json_string_value(json_object_get(rec, "api")), "twilio");
+        assert_string_equal(json_string_value(json_object_get(rec, "account_sid")), account);
+        const char *auth = json_string_value(
+            json_object_get(json_object_get(rec, "headers"), "Authorization"));
+        assert_non_null(auth);
+        assert_null(strstr(auth, "s3cret"));
+        json_decref(recs);
+    }
+    assert_true(held >= 0);
+    check_no_sms(id[held]);
+    json_decref(r);
+    assert_int_equal(cf_test_stop_child(&pid, 40000), 0);
+    start_notifier();
+}
+
 /* SIGKILL while a burst of bookings is being sent: after a restart every notification is SENT,
  * every SMS is at the provider once, every Message-ID at the SMTP server. */
 static void test_kill_during_burst(void **state)
@@ -829,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_quiet_hours),
         cmocka_unit_test(test_sms_provider_errors),
         cmocka_unit_test(test_smtp_down),
+        cmocka_unit_test(test_twilio_and_daily_cap),
         cmocka_unit_test(test_kill_during_burst),
         cmocka_unit_test(test_no_dead_letters_no_personal_data),
     };
