@@ -4,7 +4,8 @@
  *   - killed with SIGKILL mid-stream and restarted: exactly one output per input;
  *   - a second instance with the same instance id fences the first, which exits non-zero;
  *   - a second replica joins and the first leaves mid-stream: still exactly once;
- *   - a poison record lands in caseflow.dlq.<service> with error headers, the rest goes on;
+ *   - a poison record lands in caseflow.dlq.<service> with error headers, the rest goes on; a
+ *     failing handler or batch-end hook retries the batch, whose outputs appear once;
  *   - SIGTERM: the batch in progress is committed and the process exits 0.
  * The children's logs go to ${CF_BINARY_DIR}/tests/cf_echo_loop.<service>.log. */
 /* cmocka.h needs these first. */
@@ -522,24 +523,27 @@ static void check_dead_letter(const struct scenario *s, const struct cf_kafka_re
  * headers and the error headers, and the records after them are processed: one the handler
  * cannot decode (POISON) and one whose output is larger than Kafka takes (BIG, dead-lettered
  * before any output of it is produced, so the transaction goes on). A record whose handler fails with a
- * retriable error (FLAKY, twice) is retried, not dead-lettered, and output once. */
+ * retriable error (FLAKY, twice) is retried, not dead-lettered, and output once; so is a batch
+ * whose batch-end hook fails (ENDFAIL, twice): the aborted attempts' outputs never show. */
 static void test_poison_goes_to_dlq(void **state)
 {
     (void)state;
-    enum { N = 20, FLAKY = 3, POISON = 7, BIG = 12 };
-    const struct special specials[] = {{FLAKY, "FLAKY"}, {POISON, "POISON"}, {BIG, "BIG"}};
+    enum { N = 20, FLAKY = 3, POISON = 7, BIG = 12, ENDFAIL = 16 };
+    const struct special specials[] = {
+        {FLAKY, "FLAKY"}, {POISON, "POISON"}, {BIG, "BIG"}, {ENDFAIL, "ENDFAIL"}};
     const int dead[] = {POISON, BIG};
     int counts[N];
     struct scenario s;
     char err[512] = "";
 
     scenario_init(&s, "poison", 1);
-    produce_special(&s, N, specials, 3);
+    produce_special(&s, N, specials, 4);
     pid_t pid = spawn(&s, "i1", 0, 5, 50); /* several batches: the bad ones are not the last */
     wait_committed(&s, -1, 60000);
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_exit(pid, 20000), 0);
     wait_log(&s, "i1", "\"event\":\"batch_retry_scheduled\"", 1000);
+    wait_log(&s, "i1", "\"event\":\"batch_end_failed\"", 1000);
 
     int total = read_topic(s.output, false, N - 2, counts, N, 30000);
     assert_exactly_once_but(counts, N, dead, 2);

@@ -8,7 +8,9 @@
  *   POISON  the handler fails with CF_EDECODE: the record goes to caseflow.dlq.SERVICE;
  *   FLAKY   the handler fails with CF_EIO the first two times (the batch is aborted, rewound
  *           and retried), then outputs "v" + the key's digits like an ordinary record would;
- *   BIG     the output is 2 MiB, more than Kafka takes: the record is dead-lettered.
+ *   BIG     the output is 2 MiB, more than Kafka takes: the record is dead-lettered;
+ *   ENDFAIL output like an ordinary record, but the loop's batch-end hook fails with CF_EIO the
+ *           first two times it ends a batch holding it (the whole batch is aborted and retried).
  * SLEEP_US is a pause per record that widens the window in which a kill lands inside a
  * transaction. Configuration comes from the environment (CASEFLOW_*, KAFKA_*).
  * Exit status: 0 after SIGTERM or SIGINT, 1 if the loop failed, 2 on bad usage or config. */
@@ -38,7 +40,26 @@ struct echo {
     const char *output_topic;
     long sleep_us;
     int flaky_failures;
+    bool batch_has_endfail; /* reset by the batch-begin hook */
+    int endfail_failures;
 };
+
+static void echo_batch_begin(void *ctx)
+{
+    struct echo *echo = ctx;
+    echo->batch_has_endfail = false;
+}
+
+static cf_status echo_batch_end(void *ctx, struct cf_kafka_out *out, char *errbuf, size_t errlen)
+{
+    struct echo *echo = ctx;
+    (void)out;
+    if (echo->batch_has_endfail && echo->endfail_failures < 2) {
+        echo->endfail_failures++;
+        return cf_fail(errbuf, errlen, CF_EIO, "test batch end unavailable");
+    }
+    return CF_OK;
+}
 
 static bool has_prefix(const struct cf_kafka_record *in, const char *prefix)
 {
@@ -61,17 +82,20 @@ static cf_status echo_handler(void *ctx, const struct cf_kafka_record *in, struc
     }
     if (has_prefix(in, "POISON"))
         return cf_fail(errbuf, errlen, CF_EDECODE, "value: unknown format (test poison)");
-    if (has_prefix(in, "FLAKY")) {
-        if (echo->flaky_failures < 2) {
-            echo->flaky_failures++;
-            return cf_fail(errbuf, errlen, CF_EIO, "test dependency unavailable");
-        }
+    if (has_prefix(in, "FLAKY") && echo->flaky_failures < 2) {
+        echo->flaky_failures++;
+        return cf_fail(errbuf, errlen, CF_EIO, "test dependency unavailable");
+    }
+    if (has_prefix(in, "FLAKY") || has_prefix(in, "ENDFAIL")) {
+        /* Output like an ordinary record's. */
         int n = snprintf(flaky_value, sizeof(flaky_value), "v%.*s",
                          in->key_len > 1 ? (int)in->key_len - 1 : 0,
                          in->key_len > 1 ? (const char *)in->key + 1 : "");
         value = flaky_value;
         value_len = n > 0 ? (size_t)n : 0;
     }
+    if (has_prefix(in, "ENDFAIL"))
+        echo->batch_has_endfail = true;
     if (has_prefix(in, "BIG")) {
         value_len = 2u * 1024u * 1024u;
         if ((big = malloc(value_len)) == NULL)
@@ -103,7 +127,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SERVICE GROUP INPUT_TOPIC OUTPUT_TOPIC [SLEEP_US]\n", argv[0]);
         return 2;
     }
-    struct echo echo = {argv[4], argc == 6 ? strtol(argv[5], NULL, 10) : 0, 0};
+    struct echo echo = {argv[4], argc == 6 ? strtol(argv[5], NULL, 10) : 0, 0, false, 0};
     const char *topics[] = {argv[3]};
 
     struct sigaction sa;
@@ -124,7 +148,8 @@ int main(int argc, char **argv)
     (void)cf_log_level_parse(cf_config_string(config, "CASEFLOW_LOG_LEVEL"), &level);
     cf_log_init(argv[1], level);
     if (cf_kafka_loop_new(config, argv[1], argv[2], topics, 1, echo_handler, &echo, &loop, err,
-                          sizeof(err)) != CF_OK) {
+                          sizeof(err)) != CF_OK ||
+        cf_kafka_loop_set_batch_hooks(loop, echo_batch_begin, echo_batch_end, &echo) != CF_OK) {
         CF_LOG(CF_LOG_ERROR, "start_failed", CF_LOG_ERR("reason", err));
         goto out;
     }
