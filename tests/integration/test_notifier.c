@@ -81,7 +81,8 @@ static struct cf_registry *registry;
 static struct cf_serde *serde;
 static struct cf_kafka_consumer *consumer;
 static json_t *seen;
-static int serial; /* makes addresses unique within the run */
+static int serial;         /* makes addresses unique within the run */
+static bool smtp_stopped;  /* by test_smtp_down: the teardown starts it again if it failed */
 
 static const struct cf_config_entry table[] = {
     CF_CONFIG_COMMON_ENTRIES,
@@ -136,12 +137,16 @@ static void start_notifier(void)
     start_notifier_with(NULL, 0);
 }
 
+/* deploy/stack CMD PART, with the state directory this test reads the Maildir of. */
 static void stack(const char *cmd, const char *part)
 {
     char *argv[] = {(char *)STACK, (char *)cmd, (char *)part, NULL};
-    char out[160];
+    char out[160], state_dir[600];
+    const char *dir = getenv("CASEFLOW_STATE_DIR");
+    const char *extra[] = {state_dir, NULL};
     snprintf(out, sizeof(out), "/tmp/test-notifier-%s-stack.log", run_id);
-    pid_t child = cf_test_spawn(STACK, argv, NULL, out);
+    snprintf(state_dir, sizeof(state_dir), "CASEFLOW_STATE_DIR=%s", dir != NULL ? dir : "");
+    pid_t child = cf_test_spawn(STACK, argv, dir != NULL && dir[0] != '\0' ? extra : NULL, out);
     assert_int_equal(cf_test_wait_child(child, 120000), 0);
 }
 
@@ -172,6 +177,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (smtp_stopped)
+        stack("start", "smtp");
     cf_test_service_teardown(pid, consumer, seen, serde, registry, config);
     return 0;
 }
@@ -727,6 +734,7 @@ static void test_smtp_down(void **state)
     assert_int_equal(cf_uuid_v4(case_id), CF_OK);
     json_t *r = patient("Tomás", "Tester", "es", "America/Mexico_City", true, false);
     json_t *opened = ev_opened(case_id, r);
+    smtp_stopped = true;
     stack("stop", "smtp");
     produce(NOTIFIER_T_OPENED, json_pack("[O]", opened));
     id_of(opened, "EMAIL", "PATIENT", id);
@@ -735,6 +743,7 @@ static void test_smtp_down(void **state)
     assert_string_equal(json_string_value(json_object_get(st, "error_code")), "CONNECT");
     drain(1500);
     stack("start", "smtp");
+    smtp_stopped = false;
     st = expect_status(id, "SENT");
     assert_true(json_integer_value(json_object_get(st, "attempt")) >= 2);
     check_mail(id, json_string_value(json_object_get(r, "email")), NULL);
