@@ -1,4 +1,5 @@
-/* render.c — the notifier's templates: loading, checking and rendering (see render.h).
+/* render.c — the notifier's templates compiled and rendered (render.h); templates.c reads the
+ * files.
  *
  * Every file is read and compiled once, at load, into a flat list of ops per part (subject,
  * text, HTML; or the SMS body): literal text, a value, and sections whose op knows where its
@@ -10,48 +11,15 @@
  * Errors name the file, the line and the template's own names, never a value: errbufs end up
  * in log lines and values are personal data. */
 #include "render.h"
+#include "render_internal.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <utf8proc.h>
 
-/* Bounds of what a spec may declare and a template may nest: far above the catalog's needs,
- * and they let a render keep its bindings on the stack. */
-#define RENDER_MAX_VARS 32
-#define RENDER_MAX_FIELDS 8
-#define RENDER_MAX_DEPTH 16
-#define RENDER_MAX_LANGS 64
-/* Longest path built from the directory, a language and a file name. */
-#define RENDER_PATH_MAX 4096
-/* Tags are quoted in errors only up to this many bytes of printable ASCII. */
-#define RENDER_QUOTE_MAX 48
-
-/* ---- specs ----------------------------------------------------------------------------- */
-
-struct spec_var {
-    const char *name;
-    bool list;
-    size_t nfields;
-    const char *fields[RENDER_MAX_FIELDS];
-};
-
-/* A spec's variable list, parsed: the names point into names, a copy of spec->vars with NULs
- * written over the separators. */
-struct parsed_spec {
-    const struct notifier_template_spec *src;
-    char *names;
-    size_t nvars;
-    struct spec_var vars[RENDER_MAX_VARS];
-};
-
-static bool is_name_char(char c)
+bool render_is_name_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -61,7 +29,7 @@ static bool name_ok(const char *s, size_t n)
     if (n == 0)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!is_name_char(s[i]))
+        if (!render_is_name_char(s[i]))
             return false;
     return true;
 }
@@ -76,12 +44,12 @@ static bool name_eq(const char *a, const char *s, size_t n)
 static char *scan_name(char **p)
 {
     char *start = *p;
-    while (is_name_char(**p))
+    while (render_is_name_char(**p))
         (*p)++;
     return *p == start ? NULL : start;
 }
 
-static cf_status parse_spec(const struct notifier_template_spec *src, struct parsed_spec *ps,
+cf_status render_parse_spec(const struct notifier_template_spec *src, struct parsed_spec *ps,
                             char *errbuf, size_t errlen)
 {
     ps->src = src;
@@ -138,69 +106,13 @@ bad:
     return cf_fail(errbuf, errlen, CF_EINVAL, "spec %s: malformed variable list", src->name);
 }
 
-/* ---- compiled templates ------------------------------------------------------------------ */
-
-enum op_kind {
-    OP_TEXT,     /* literal template text */
-    OP_VALUE,    /* {{name}} */
-    OP_SECTION,  /* {{#name}} */
-    OP_INVERTED, /* {{^name}} */
-};
-
-struct op {
-    enum op_kind kind;
-    bool list;        /* OP_SECTION over a list variable: the body runs once per item */
-    unsigned scope;   /* 0: the spec's variable index; d > 0: a field of the d-th list item */
-    unsigned index;   /* the variable's index in the spec (scope 0) */
-    unsigned depth;   /* OP_SECTION over a list: the scope its items get (1 = outermost) */
-    size_t end;       /* sections: the index of the op after the body */
-    const char *text; /* OP_TEXT: the literal, len bytes; a field: its name (NUL-terminated) */
-    size_t len;
-};
-
-struct part {
-    struct op *ops;
-    size_t nops;
-    size_t literal; /* bytes of literal text: a first guess at the rendered size */
-};
-
-struct notifier_template {
-    const struct parsed_spec *spec;
-    enum notifier_channel channel;
-    char *source; /* the file's text; the ops point into it */
-    struct part subject, text, html;
-};
-
-struct label {
-    const char *key;
-    const char *text;
-    unsigned line;
-};
-
-struct language {
-    char name[4];
-    struct notifier_template **tpls; /* [spec * 2 + channel], NULL where the file is absent */
-    char *label_source;
-    struct label *labels; /* sorted by key */
-    size_t nlabels;
-};
-
-struct notifier_templates {
-    const struct notifier_template_spec *specs;
-    size_t nspecs;
-    struct parsed_spec *parsed;
-    struct language *langs; /* sorted by name */
-    size_t nlangs;
-    const struct language *en;
-};
-
 static void part_clear(struct part *p)
 {
     free(p->ops);
     memset(p, 0, sizeof(*p));
 }
 
-static void template_free(struct notifier_template *tpl)
+void render_template_free(struct notifier_template *tpl)
 {
     if (tpl == NULL)
         return;
@@ -423,7 +335,7 @@ out:
 }
 
 /* The end of the line starting at pos (its '\n', or len). */
-static size_t line_end(const char *s, size_t len, size_t pos)
+size_t render_line_end(const char *s, size_t len, size_t pos)
 {
     const char *nl = memchr(s + pos, '\n', len - pos);
     return nl != NULL ? (size_t)(nl - s) : len;
@@ -442,7 +354,7 @@ static cf_status compile_email(struct compiler *c, struct notifier_template *tpl
 {
     cf_status st = CF_OK;
     const char *s = tpl->source;
-    size_t e1 = line_end(s, len, 0);
+    size_t e1 = render_line_end(s, len, 0);
     static const char subject_key[] = "subject:";
     size_t klen = sizeof(subject_key) - 1;
 
@@ -456,10 +368,10 @@ static cf_status compile_email(struct compiler *c, struct notifier_template *tpl
         se--;
     if (se == sb)
         return cf_fail(c->errbuf, c->errlen, CF_ECONFIG, "%s:1: empty subject", c->path);
-    if (e1 == len || !is_separator(s, e1 + 1, line_end(s, len, e1 + 1), "--- text"))
+    if (e1 == len || !is_separator(s, e1 + 1, render_line_end(s, len, e1 + 1), "--- text"))
         return cf_fail(c->errbuf, c->errlen, CF_ECONFIG,
                        "%s:2: the second line must be \"--- text\"", c->path);
-    size_t text_start = line_end(s, len, e1 + 1);
+    size_t text_start = render_line_end(s, len, e1 + 1);
     text_start += text_start < len;
     /* The first "--- html" line ends the text; the newline before it is not the body's. */
     size_t at = text_start, html_line = 0;
@@ -468,7 +380,7 @@ static cf_status compile_email(struct compiler *c, struct notifier_template *tpl
         if (at >= len)
             return cf_fail(c->errbuf, c->errlen, CF_ECONFIG,
                            "%s:%u: the file ends without a line \"--- html\"", c->path, line);
-        size_t e = line_end(s, len, at);
+        size_t e = render_line_end(s, len, at);
         if (is_separator(s, at, e, "--- html")) {
             html_line = at;
             at = e + (e < len);
@@ -484,10 +396,21 @@ static cf_status compile_email(struct compiler *c, struct notifier_template *tpl
     return CF_OK;
 }
 
-/* ---- files ----------------------------------------------------------------------------- */
+cf_status render_compile(const char *path, struct notifier_template *tpl, size_t len,
+                         char *errbuf, size_t errlen)
+{
+    struct compiler c = {.path = path, .spec = tpl->spec, .errbuf = errbuf, .errlen = errlen};
+    if (tpl->channel == NOTIFIER_EMAIL)
+        return compile_email(&c, tpl, len);
+    /* The editor's final newline is not part of the message. */
+    if (len > 0 && tpl->source[len - 1] == '\n')
+        tpl->source[--len] = '\0';
+    if (len == 0)
+        return cf_fail(errbuf, errlen, CF_ECONFIG, "%s:1: empty SMS", path);
+    return compile_part(&c, tpl->source, len, 1, &tpl->text);
+}
 
-/* Bytes of valid UTF-8 at the start of s[0..len) (NUL is not text here). */
-static size_t utf8_valid_prefix(const char *s, size_t len)
+size_t render_utf8_valid_prefix(const char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -504,508 +427,6 @@ static size_t utf8_valid_prefix(const char *s, size_t len)
         i += (size_t)n;
     }
     return len;
-}
-
-static unsigned line_at(const char *s, size_t pos)
-{
-    unsigned line = 1;
-    for (size_t i = 0; i < pos; i++)
-        line += s[i] == '\n';
-    return line;
-}
-
-/* Reads path into *out (NUL-terminated, *len bytes), checked to be UTF-8 and with every CR LF
- * and lone CR turned into LF and a leading byte order mark dropped. *absent (when not NULL) is
- * set instead of failing if the file does not exist. */
-static cf_status read_text_file(const char *path, bool *absent, char **out, size_t *len,
-                                char *errbuf, size_t errlen)
-{
-    cf_status st = CF_OK;
-    char *buf = NULL;
-    size_t n = 0;
-    struct stat sb;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (absent != NULL)
-        *absent = false;
-    if (fd < 0) {
-        if (errno == ENOENT && absent != NULL) {
-            *absent = true;
-            return CF_OK;
-        }
-        return cf_fail(errbuf, errlen, CF_ECONFIG, "%s: %s", path, strerror(errno));
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s: not a readable regular file", path);
-        goto out;
-    }
-    if (sb.st_size > (off_t)NOTIFIER_TEMPLATE_FILE_MAX) {
-        st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s: over %u bytes", path,
-                     NOTIFIER_TEMPLATE_FILE_MAX);
-        goto out;
-    }
-    /* One byte more than the cap shows a file that grew since fstat. */
-    if ((buf = malloc((size_t)sb.st_size + 2)) == NULL) {
-        st = cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-        goto out;
-    }
-    while (n < (size_t)sb.st_size + 1) {
-        ssize_t r = read(fd, buf + n, (size_t)sb.st_size + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > (size_t)sb.st_size || n > NOTIFIER_TEMPLATE_FILE_MAX) {
-        st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s: changed while read", path);
-        goto out;
-    }
-    size_t valid = utf8_valid_prefix(buf, n);
-    if (valid < n) {
-        st =
-            cf_fail(errbuf, errlen, CF_ECONFIG, "%s:%u: not UTF-8 text", path, line_at(buf, valid));
-        goto out;
-    }
-    size_t r = 0, w = 0;
-    if (n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
-        r = 3;
-    for (; r < n; r++) {
-        if (buf[r] == '\r') {
-            buf[w++] = '\n';
-            r += r + 1 < n && buf[r + 1] == '\n';
-        } else {
-            buf[w++] = buf[r];
-        }
-    }
-    buf[w] = '\0';
-    *out = buf;
-    *len = w;
-    buf = NULL;
-out:
-    free(buf);
-    (void)close(fd);
-    return st;
-}
-
-/* path = dir "/" a "/" b (b may be NULL). */
-static cf_status join_path(char *path, const char *dir, const char *a, const char *b, char *errbuf,
-                           size_t errlen)
-{
-    int w = b != NULL ? snprintf(path, RENDER_PATH_MAX, "%s/%s/%s", dir, a, b)
-                      : snprintf(path, RENDER_PATH_MAX, "%s/%s", dir, a);
-    if (w < 0 || (size_t)w >= RENDER_PATH_MAX)
-        return cf_fail(errbuf, errlen, CF_ECONFIG, "template directory: path over %d bytes",
-                       RENDER_PATH_MAX);
-    return CF_OK;
-}
-
-static const char *const channel_ext[] = {[NOTIFIER_EMAIL] = ".email", [NOTIFIER_SMS] = ".sms"};
-
-static bool spec_has(const struct notifier_template_spec *spec, enum notifier_channel ch)
-{
-    return ch == NOTIFIER_EMAIL ? spec->email : spec->sms;
-}
-
-/* Loads <dir>/<lang>/<spec>.<ext>; *out stays NULL when the file is absent and may be. */
-static cf_status load_template(const char *dir, const char *lang, const struct parsed_spec *ps,
-                               enum notifier_channel ch, bool required,
-                               struct notifier_template **out, char *errbuf, size_t errlen)
-{
-    cf_status st = CF_OK;
-    char path[RENDER_PATH_MAX];
-    char file[RENDER_PATH_MAX];
-    struct notifier_template *tpl = NULL;
-    bool absent = false;
-    size_t len = 0;
-
-    *out = NULL;
-    int w = snprintf(file, sizeof(file), "%s%s", ps->src->name, channel_ext[ch]);
-    if (w < 0 || (size_t)w >= sizeof(file))
-        return cf_fail(errbuf, errlen, CF_EINVAL, "spec %s: name too long", ps->src->name);
-    if ((st = join_path(path, dir, lang, file, errbuf, errlen)) != CF_OK)
-        return st;
-    if ((tpl = calloc(1, sizeof(*tpl))) == NULL)
-        return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-    tpl->spec = ps;
-    tpl->channel = ch;
-    if ((st = read_text_file(path, &absent, &tpl->source, &len, errbuf, errlen)) != CF_OK)
-        goto out;
-    if (absent) {
-        if (required)
-            st = cf_fail(errbuf, errlen, CF_ECONFIG,
-                         "%s: missing (English must have every template)", path);
-        goto out;
-    }
-    struct compiler c = {.path = path, .spec = ps, .errbuf = errbuf, .errlen = errlen};
-    if (ch == NOTIFIER_EMAIL) {
-        st = compile_email(&c, tpl, len);
-    } else {
-        /* The editor's final newline is not part of the message. */
-        if (len > 0 && tpl->source[len - 1] == '\n')
-            tpl->source[--len] = '\0';
-        if (len == 0)
-            st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s:1: empty SMS", path);
-        else
-            st = compile_part(&c, tpl->source, len, 1, &tpl->text);
-    }
-    if (st != CF_OK)
-        goto out;
-    *out = tpl;
-    tpl = NULL;
-out:
-    template_free(tpl);
-    return st;
-}
-
-static int label_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct label *)a)->key, ((const struct label *)b)->key);
-}
-
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* "KEY = text" lines, '#' comments and blank lines. The keys and texts point into source. */
-static cf_status parse_labels(const char *path, struct language *lang, size_t len, char *errbuf,
-                              size_t errlen)
-{
-    char *s = lang->label_source;
-    size_t cap = 0;
-    unsigned line = 1;
-
-    for (size_t at = 0; at < len; line++) {
-        size_t e = line_end(s, len, at);
-        size_t b = at;
-        at = e + 1;
-        while (b < e && is_blank(s[b]))
-            b++;
-        if (b == e || s[b] == '#')
-            continue;
-        char *eq = memchr(s + b, '=', e - b);
-        if (eq == NULL)
-            return cf_fail(errbuf, errlen, CF_ECONFIG, "%s:%u: expected \"KEY = text\"", path,
-                           line);
-        size_t ke = (size_t)(eq - s), tb = ke + 1, te = e;
-        while (ke > b && is_blank(s[ke - 1]))
-            ke--;
-        while (tb < te && is_blank(s[tb]))
-            tb++;
-        while (te > tb && is_blank(s[te - 1]))
-            te--;
-        for (size_t i = b; i < ke; i++)
-            if (!is_name_char(s[i]) && s[i] != '.' && s[i] != '-')
-                return cf_fail(errbuf, errlen, CF_ECONFIG,
-                               "%s:%u: a key may hold only letters, digits, '_', '.' and '-'", path,
-                               line);
-        if (ke == b || te == tb)
-            return cf_fail(errbuf, errlen, CF_ECONFIG, "%s:%u: empty key or text", path, line);
-        if (lang->nlabels == cap) {
-            /* Bounded by the file: every label takes a line of it. */
-            size_t ncap = cap ? cap * 2 : 32;
-            struct label *l = realloc(lang->labels, ncap * sizeof(*l));
-            if (l == NULL)
-                return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-            lang->labels = l;
-            cap = ncap;
-        }
-        s[ke] = '\0';
-        s[te] = '\0';
-        lang->labels[lang->nlabels++] = (struct label){s + b, s + tb, line};
-    }
-    if (lang->nlabels > 0)
-        qsort(lang->labels, lang->nlabels, sizeof(*lang->labels), label_cmp);
-    for (size_t i = 1; i < lang->nlabels; i++) {
-        const struct label *l = &lang->labels[i], *p = &lang->labels[i - 1];
-        if (strcmp(l->key, p->key) == 0)
-            return cf_fail(errbuf, errlen, CF_ECONFIG, "%s:%u: %s already set on line %u", path,
-                           l->line > p->line ? l->line : p->line, l->key,
-                           l->line > p->line ? p->line : l->line);
-    }
-    return CF_OK;
-}
-
-static const struct label *label_find(const struct language *lang, const char *key)
-{
-    if (lang == NULL || lang->nlabels == 0)
-        return NULL;
-    struct label probe = {key, NULL, 0};
-    return bsearch(&probe, lang->labels, lang->nlabels, sizeof(*lang->labels), label_cmp);
-}
-
-static cf_status load_labels(const char *dir, struct language *lang, char *errbuf, size_t errlen)
-{
-    char path[RENDER_PATH_MAX];
-    bool absent = false;
-    size_t len = 0;
-    cf_status st = join_path(path, dir, lang->name, "labels", errbuf, errlen);
-    if (st == CF_OK)
-        st = read_text_file(path, &absent, &lang->label_source, &len, errbuf, errlen);
-    if (st != CF_OK)
-        return st;
-    if (absent)
-        return strcmp(lang->name, "en") == 0
-                   ? cf_fail(errbuf, errlen, CF_ECONFIG, "%s: missing (English needs labels)", path)
-                   : CF_OK;
-    return parse_labels(path, lang, len, errbuf, errlen);
-}
-
-/* A file named like a template that the spec table lacks is a typo or a channel the spec does
- * not have: refused, rather than silently never sent. Other files (notes, editor backups) are
- * left alone. */
-static cf_status check_strays(const char *dir, const struct notifier_templates *t, const char *lang,
-                              char *errbuf, size_t errlen)
-{
-    cf_status st = CF_OK;
-    char path[RENDER_PATH_MAX];
-    DIR *d = NULL;
-    struct dirent *e;
-
-    if ((st = join_path(path, dir, lang, NULL, errbuf, errlen)) != CF_OK)
-        return st;
-    if ((d = opendir(path)) == NULL)
-        return cf_fail(errbuf, errlen, CF_ECONFIG, "%s: %s", path, strerror(errno));
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (e->d_name[0] == '.')
-            continue;
-        for (int ch = NOTIFIER_EMAIL; ch <= NOTIFIER_SMS; ch++) {
-            size_t xl = strlen(channel_ext[ch]);
-            if (n <= xl || strcmp(e->d_name + n - xl, channel_ext[ch]) != 0)
-                continue;
-            bool known = false;
-            for (size_t i = 0; i < t->nspecs && !known; i++)
-                known = spec_has(&t->specs[i], (enum notifier_channel)ch) &&
-                        strlen(t->specs[i].name) == n - xl &&
-                        memcmp(t->specs[i].name, e->d_name, n - xl) == 0;
-            if (!known) {
-                st = cf_fail(errbuf, errlen, CF_ECONFIG,
-                             "%s/%s: no such template in the catalog for this channel", path,
-                             e->d_name);
-                goto out;
-            }
-        }
-    }
-out:
-    (void)closedir(d);
-    return st;
-}
-
-static bool is_lang_name(const char *s)
-{
-    size_t n = 0;
-    while (s[n] >= 'a' && s[n] <= 'z')
-        n++;
-    return s[n] == '\0' && n >= 2 && n <= 3;
-}
-
-static int lang_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct language *)a)->name, ((const struct language *)b)->name);
-}
-
-/* Fills t->langs with the language directories under dir, sorted. */
-static cf_status list_languages(const char *dir, struct notifier_templates *t, char *errbuf,
-                                size_t errlen)
-{
-    cf_status st = CF_OK;
-    char path[RENDER_PATH_MAX];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (d == NULL)
-        return cf_fail(errbuf, errlen, CF_ECONFIG, "template directory %s: %s", dir,
-                       strerror(errno));
-    if ((t->langs = calloc(RENDER_MAX_LANGS, sizeof(*t->langs))) == NULL) {
-        st = cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-        goto out;
-    }
-    while ((e = readdir(d)) != NULL) {
-        struct stat sb;
-        if (!is_lang_name(e->d_name))
-            continue;
-        if ((st = join_path(path, dir, e->d_name, NULL, errbuf, errlen)) != CF_OK)
-            goto out;
-        if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            continue;
-        if (t->nlangs == RENDER_MAX_LANGS) {
-            st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s: more than %d languages", dir,
-                         RENDER_MAX_LANGS);
-            goto out;
-        }
-        struct language *lang = &t->langs[t->nlangs++];
-        memcpy(lang->name, e->d_name, strlen(e->d_name) + 1);
-        if ((lang->tpls = calloc(t->nspecs * 2, sizeof(*lang->tpls))) == NULL) {
-            st = cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
-    if (t->nlangs > 0)
-        qsort(t->langs, t->nlangs, sizeof(*t->langs), lang_cmp);
-out:
-    (void)closedir(d);
-    return st;
-}
-
-/* Every label of every language is in English too, the fallback for any of them. */
-static cf_status check_english_labels(const char *dir, const struct notifier_templates *t,
-                                      char *errbuf, size_t errlen)
-{
-    for (size_t i = 0; i < t->nlangs; i++) {
-        const struct language *lang = &t->langs[i];
-        if (lang == t->en)
-            continue;
-        for (size_t k = 0; k < lang->nlabels; k++)
-            if (label_find(t->en, lang->labels[k].key) == NULL)
-                return cf_fail(errbuf, errlen, CF_ECONFIG,
-                               "%s/%s/labels:%u: %s is not in en/labels", dir, lang->name,
-                               lang->labels[k].line, lang->labels[k].key);
-    }
-    return CF_OK;
-}
-
-cf_status notifier_templates_load(const char *dir, const struct notifier_template_spec *specs,
-                                  size_t n, struct notifier_templates **out, char *errbuf,
-                                  size_t errlen)
-{
-    cf_status st = CF_OK;
-    struct notifier_templates *t = NULL;
-
-    if (out == NULL || dir == NULL || (specs == NULL && n > 0))
-        return cf_fail(errbuf, errlen, CF_EINVAL, "templates: no directory, specs or output");
-    *out = NULL;
-    if ((t = calloc(1, sizeof(*t))) == NULL)
-        return cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-    t->specs = specs;
-    t->nspecs = n;
-    if (n > 0 && (t->parsed = calloc(n, sizeof(*t->parsed))) == NULL) {
-        st = cf_fail(errbuf, errlen, CF_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((st = parse_spec(&specs[i], &t->parsed[i], errbuf, errlen)) != CF_OK)
-            goto out;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(specs[i].name, specs[j].name) == 0) {
-                st = cf_fail(errbuf, errlen, CF_EINVAL, "spec %s: listed twice", specs[i].name);
-                goto out;
-            }
-    }
-    if ((st = list_languages(dir, t, errbuf, errlen)) != CF_OK)
-        goto out;
-    for (size_t l = 0; l < t->nlangs; l++)
-        if (strcmp(t->langs[l].name, "en") == 0)
-            t->en = &t->langs[l];
-    if (t->en == NULL) {
-        st = cf_fail(errbuf, errlen, CF_ECONFIG, "%s/en: missing (English is required)", dir);
-        goto out;
-    }
-    for (size_t l = 0; l < t->nlangs; l++) {
-        struct language *lang = &t->langs[l];
-        bool required = lang == t->en;
-        for (size_t i = 0; i < n; i++)
-            for (int ch = NOTIFIER_EMAIL; ch <= NOTIFIER_SMS; ch++) {
-                if (!spec_has(&specs[i], (enum notifier_channel)ch))
-                    continue;
-                if ((st = load_template(dir, lang->name, &t->parsed[i], (enum notifier_channel)ch,
-                                        required, &lang->tpls[i * 2 + (size_t)ch], errbuf,
-                                        errlen)) != CF_OK)
-                    goto out;
-            }
-        if ((st = check_strays(dir, t, lang->name, errbuf, errlen)) != CF_OK ||
-            (st = load_labels(dir, lang, errbuf, errlen)) != CF_OK)
-            goto out;
-    }
-    if ((st = check_english_labels(dir, t, errbuf, errlen)) != CF_OK)
-        goto out;
-    *out = t;
-    t = NULL;
-out:
-    notifier_templates_free(t);
-    return st;
-}
-
-void notifier_templates_free(struct notifier_templates *t)
-{
-    if (t == NULL)
-        return;
-    for (size_t l = 0; l < t->nlangs; l++) {
-        struct language *lang = &t->langs[l];
-        for (size_t i = 0; lang->tpls != NULL && i < t->nspecs * 2; i++)
-            template_free(lang->tpls[i]);
-        free(lang->tpls);
-        free(lang->labels);
-        free(lang->label_source);
-    }
-    free(t->langs);
-    for (size_t i = 0; t->parsed != NULL && i < t->nspecs; i++)
-        free(t->parsed[i].names);
-    free(t->parsed);
-    free(t);
-}
-
-/* The language whose directory matches tag's primary subtag, or NULL. */
-static const struct language *language_of(const struct notifier_templates *t, const char *tag)
-{
-    char primary[4];
-    size_t n = 0;
-
-    if (tag == NULL)
-        return NULL;
-    for (; tag[n] != '\0' && tag[n] != '-' && tag[n] != '_'; n++) {
-        char c = tag[n];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (n == 3 || c < 'a' || c > 'z')
-            return NULL;
-        primary[n] = c;
-    }
-    if (n < 2)
-        return NULL;
-    primary[n] = '\0';
-    for (size_t l = 0; l < t->nlangs; l++)
-        if (strcmp(t->langs[l].name, primary) == 0)
-            return &t->langs[l];
-    return NULL;
-}
-
-const struct notifier_template *notifier_templates_find(const struct notifier_templates *t,
-                                                        const char *name,
-                                                        enum notifier_channel channel,
-                                                        const char *lang, const char **used_lang)
-{
-    if (used_lang != NULL)
-        *used_lang = NULL;
-    if (t == NULL || name == NULL || (channel != NOTIFIER_EMAIL && channel != NOTIFIER_SMS))
-        return NULL;
-    size_t i = 0;
-    while (i < t->nspecs && strcmp(t->specs[i].name, name) != 0)
-        i++;
-    if (i == t->nspecs || !spec_has(&t->specs[i], channel))
-        return NULL;
-    const struct language *l = language_of(t, lang);
-    if (l == NULL || l->tpls[i * 2 + (size_t)channel] == NULL)
-        l = t->en;
-    if (used_lang != NULL)
-        *used_lang = l->name;
-    return l->tpls[i * 2 + (size_t)channel];
-}
-
-const char *notifier_templates_label(const struct notifier_templates *t, const char *lang,
-                                     const char *key)
-{
-    if (t == NULL || key == NULL)
-        return NULL;
-    const struct label *l = label_find(language_of(t, lang), key);
-    if (l == NULL)
-        l = label_find(t->en, key);
-    return l != NULL ? l->text : NULL;
 }
 
 /* ---- rendering ------------------------------------------------------------------------- */
@@ -1212,7 +633,7 @@ static cf_status check_text(const json_t *v, const char *name, size_t idx, const
     const char *why = NULL;
     if (!json_is_string(v))
         why = "not a string";
-    else if (utf8_valid_prefix(json_string_value(v), json_string_length(v)) !=
+    else if (render_utf8_valid_prefix(json_string_value(v), json_string_length(v)) !=
              json_string_length(v))
         why = "not UTF-8 text";
     if (why == NULL)
