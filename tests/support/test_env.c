@@ -18,6 +18,7 @@
 #include "child.h"
 #include "kafka.h"
 #include "registry.h"
+#include "tz.h"
 
 extern char **environ;
 
@@ -141,4 +142,25 @@ void cf_test_group_to_end(const struct cf_config *config, const char *group,
     char err[512] = "";
     if (cf_kafka_group_to_end(config, group, topics, n, 30000, err, sizeof(err)) != CF_OK)
         fail_msg("moving group %s to the end of its topics: %s", group, err);
+}
+
+void cf_test_wait_day_room(const char *zone, int64_t ahead_ms, int minutes)
+{
+    struct cf_tz *tz = NULL;
+    struct cf_tz_civil c;
+    bool told = false;
+
+    assert_int_equal(cf_tz_new(zone, &tz, NULL, 0), CF_OK);
+    for (;;) {
+        assert_int_equal(cf_tz_to_civil(tz, cf_clock_wall_ms() + ahead_ms, &c, NULL, 0), CF_OK);
+        if (c.hour * 60 + c.minute + minutes <= 1440)
+            break;
+        if (!told)
+            fprintf(stderr, "waiting for midnight in %s to pass (the test books %d minutes of one "
+                            "local day)\n",
+                    zone, minutes);
+        told = true;
+        cf_clock_sleep_ms(5000);
+    }
+    cf_tz_free(tz);
 }

@@ -71,4 +71,9 @@ void cf_test_group_to_end(const struct cf_config *config, const char *group,
 long long cf_test_group_backlog(const struct cf_config *config, const char *group,
                                 const char *const *topics, size_t n);
 
+/* Waits (printing why) while the local time in zone at now + ahead_ms is fewer than minutes
+ * before midnight, so a test that books a short span of that local day does not find the day
+ * ending inside it: at most minutes + ahead_ms. Fails the test (cmocka) for an unknown zone. */
+void cf_test_wait_day_room(const char *zone, int64_t ahead_ms, int minutes);
+
 #endif
