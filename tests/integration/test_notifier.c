@@ -44,6 +44,7 @@
 #include "http_client.h"
 #include "kafka.h"
 #include "plan.h"
+#include "redis_raw.h"
 #include "registry.h"
 #include "test_env.h"
 #include "uuid.h"
@@ -881,8 +882,8 @@ static void test_kill_during_burst(void **state)
     json_decref(events);
 }
 
-/* Nothing was dead-lettered, the log holds no name, address or phone number, and the notifier
- * stops cleanly. */
+/* Nothing was dead-lettered, the log holds no name, address or phone number, every Redis key
+ * the run left has a TTL and none holds an address, and the notifier stops cleanly. */
 static void test_no_dead_letters_no_personal_data(void **state)
 {
     (void)state;
@@ -898,6 +899,22 @@ static void test_no_dead_letters_no_personal_data(void **state)
         if (strstr(log, personal[k]) != NULL)
             fail_msg("the notifier log holds \"%s\"", personal[k]);
     free(log);
+    redisReply *keys = cf_test_redis_raw("127.0.0.1", 16379, "KEYS caseflow:test-notifier-%s:*",
+                                         run_id);
+    assert_non_null(keys);
+    assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
+    assert_true(keys->elements > 2 * BURST); /* one per notification, the due set, cap sets */
+    for (size_t k = 0; k < keys->elements; k++) {
+        const char *key = keys->element[k]->str;
+        assert_null(strchr(key, '@'));
+        assert_null(strchr(key, '+'));
+        redisReply *ttl = cf_test_redis_raw("127.0.0.1", 16379, "PTTL %s", key);
+        assert_non_null(ttl);
+        if (ttl->integer <= 0)
+            fail_msg("Redis key %s has no TTL (%lld)", key, ttl->integer);
+        freeReplyObject(ttl);
+    }
+    freeReplyObject(keys);
     /* SIGTERM: the batch in progress is finished and committed, the group is left. */
     assert_int_equal(cf_test_stop_child(&pid, 40000), 0);
 }
