@@ -373,6 +373,16 @@ typedef cf_status (*cf_kafka_timer)(void *ctx, int64_t now_ms, struct cf_kafka_o
 cf_status cf_kafka_loop_set_timer(struct cf_kafka_loop *loop, int interval_ms, cf_kafka_timer timer,
                                   void *timer_ctx);
 
+/* Called after each timer turn with committed true when what the timer queued is committed (or
+ * it queued nothing), false when its transaction aborted or the timer failed; ctx is the
+ * timer's. For a timer that forgets its work only once its outputs are durable (the notifier's
+ * due set): work claimed with a lease comes back by itself after an abort. */
+typedef void (*cf_kafka_timer_done)(void *ctx, bool committed);
+
+/* Sets the timer's done callback; call after cf_kafka_loop_set_timer, before cf_kafka_loop_run.
+ * CF_EINVAL on a NULL loop or callback, a loop without a timer, or a loop already run. */
+cf_status cf_kafka_loop_set_timer_done(struct cf_kafka_loop *loop, cf_kafka_timer_done done);
+
 /* Hooks around each batch, for a handler whose side effects are cheaper done for the whole
  * batch at once (the notifier sends a batch's messages concurrently): begin runs before the
  * batch's first record is handled (also when a batch is retried: drop what an aborted attempt

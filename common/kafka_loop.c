@@ -98,6 +98,7 @@ struct cf_kafka_loop {
 
     /* The periodic task (cf_kafka_loop_set_timer): NULL when there is none. */
     cf_kafka_timer timer;
+    cf_kafka_timer_done timer_done; /* NULL: the timer need not know */
     void *timer_ctx;
     int64_t timer_interval_ms;
 
@@ -731,6 +732,7 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
     const struct cf_kafka_record source = {"(timer)", -1, -1, NULL, 0, NULL, 0, NULL, 0, -1};
     char terr[CF_DLQ_ERROR_MAX + 1] = "";
     enum step result = STEP_OK;
+    bool committed = false; /* what the timer queued is durable (or it queued nothing) */
 
     cf_kafka_out_reset(loop->out);
     cf_status st = loop->timer(loop->timer_ctx, cf_clock_wall_ms(), loop->out, terr, sizeof(terr));
@@ -744,8 +746,10 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
         }
         goto out;
     }
-    if (cf_kafka_out_count(loop->out) == 0)
+    if (cf_kafka_out_count(loop->out) == 0) {
+        committed = true;
         goto out;
+    }
     if (!outputs_fit(loop)) {
         CF_LOG(CF_LOG_ERROR, "timer_failed", CF_LOG_ERR("status", cf_strerror(CF_ETOOBIG)),
                CF_LOG_ERR("error", "an output is larger than message.max.bytes"));
@@ -763,8 +767,11 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
     result = loop_produce_queued(loop, &source, errbuf, errlen);
     if (result == STEP_OK)
         result = loop_commit(loop, errbuf, errlen);
+    committed = result == STEP_OK;
 out:
     cf_kafka_out_reset(loop->out);
+    if (loop->timer_done != NULL)
+        loop->timer_done(loop->timer_ctx, committed);
     return result;
 }
 
@@ -1035,6 +1042,14 @@ cf_status cf_kafka_loop_set_timer(struct cf_kafka_loop *loop, int interval_ms, c
     loop->timer = timer;
     loop->timer_ctx = timer_ctx;
     loop->timer_interval_ms = interval_ms;
+    return CF_OK;
+}
+
+cf_status cf_kafka_loop_set_timer_done(struct cf_kafka_loop *loop, cf_kafka_timer_done done)
+{
+    if (loop == NULL || done == NULL || loop->timer == NULL || loop->ran)
+        return CF_EINVAL;
+    loop->timer_done = done;
     return CF_OK;
 }
 

@@ -101,6 +101,8 @@ int cf_service_serve(const struct cf_service *svc, const struct cf_service_loop_
     if (st == CF_OK && spec->timer != NULL)
         st = cf_kafka_loop_set_timer(loop, (int)cf_config_int(svc->config, spec->timer_ms_key),
                                      spec->timer, spec->ctx);
+    if (st == CF_OK && spec->timer_done != NULL)
+        st = cf_kafka_loop_set_timer_done(loop, spec->timer_done);
     if (st == CF_OK && spec->batch_end != NULL)
         st = cf_kafka_loop_set_batch_hooks(loop, spec->batch_begin, spec->batch_end, spec->ctx);
     if (st == CF_OK && (st = cf_metrics_new(spec->service, &metrics)) != CF_OK)

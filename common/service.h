@@ -57,6 +57,7 @@ struct cf_service_loop_spec {
     /* The loop's timer, run every cf_config_int(timer_ms_key) ms; NULL: none. */
     cf_kafka_timer timer;
     const char *timer_ms_key;
+    cf_kafka_timer_done timer_done; /* told whether each timer turn committed; NULL: none */
     /* The loop's batch hooks (cf_kafka_loop_set_batch_hooks), both or neither; NULL: none. */
     cf_kafka_batch_begin batch_begin;
     cf_kafka_batch_end batch_end;

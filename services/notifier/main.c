@@ -209,6 +209,7 @@ int main(int argc, char **argv)
                                               .ctx = &nt,
                                               .timer = notifier_tick,
                                               .timer_ms_key = "CASEFLOW_NOTIFIER_TIMER_MS",
+                                              .timer_done = notifier_tick_done,
                                               .batch_begin = notifier_batch_begin,
                                               .batch_end = notifier_batch_end,
                                               .ops_prefix = "CASEFLOW_NOTIFIER",

@@ -78,7 +78,8 @@ cf_status notifier_init(struct notifier *n, char *errbuf, size_t errlen)
         st = cf_redis_script_new(cap_lua, CF_REDIS_SCRIPT_IDEMPOTENT, &n->cap, errbuf, errlen);
     if (st == CF_OK)
         st = cf_tz_set_new(&n->zones);
-    if (st == CF_OK && ((n->batch = json_array()) == NULL || (n->finished = json_array()) == NULL))
+    if (st == CF_OK && ((n->batch = json_array()) == NULL || (n->finished = json_array()) == NULL ||
+                        (n->forget = json_array()) == NULL))
         st = CF_ENOMEM;
     if (st != CF_OK)
         notifier_clear(n);
@@ -94,9 +95,10 @@ void notifier_clear(struct notifier *n)
     cf_tz_set_free(n->zones);
     json_decref(n->batch);
     json_decref(n->finished);
+    json_decref(n->forget);
     n->cap = NULL;
     n->zones = NULL;
-    n->batch = n->finished = NULL;
+    n->batch = n->finished = n->forget = NULL;
 }
 
 /* ---- Kafka path ----------------------------------------------------------------------------- */
@@ -682,18 +684,19 @@ cf_status notifier_batch_end(void *ctx, struct cf_kafka_out *out, char *errbuf, 
 
 /* ---- Timer ---------------------------------------------------------------------------------- */
 
-/* Removes from the due set the notifications the last turn settled for good: by now their
- * statuses are committed (or the turn's transaction failed, see notifier.h). */
-static cf_status forget_finished(struct notifier *n, char *errbuf, size_t errlen)
+/* Removes from the due set the notifications earlier turns settled for good and whose statuses
+ * are committed (notifier_tick_done moved them to n->forget). Kept for the next turn if Redis
+ * fails. */
+static cf_status forget_settled(struct notifier *n, char *errbuf, size_t errlen)
 {
     size_t i;
     json_t *id;
     cf_status st = CF_OK;
 
-    if (json_array_size(n->finished) == 0)
+    if (json_array_size(n->forget) == 0)
         return CF_OK;
     cf_redis_pipeline_reset(n->pipeline);
-    json_array_foreach(n->finished, i, id)
+    json_array_foreach(n->forget, i, id)
     {
         if (st == CF_OK)
             st = cf_due_set_put(n->pipeline, &n->due, DUE_KEY, json_string_value(id), -1,
@@ -702,7 +705,7 @@ static cf_status forget_finished(struct notifier *n, char *errbuf, size_t errlen
     if (st == CF_OK)
         st = cf_redis_pipeline_exec(n->redis, n->pipeline, errbuf, errlen);
     if (st == CF_OK)
-        (void)json_array_clear(n->finished);
+        (void)json_array_clear(n->forget);
     return st;
 }
 
@@ -714,7 +717,7 @@ cf_status notifier_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, cha
     struct item *items = NULL;
     json_t **stored = NULL, *planned = NULL;
     size_t count_items = 0;
-    cf_status st = forget_finished(n, errbuf, errlen);
+    cf_status st = forget_settled(n, errbuf, errlen);
 
     if (st == CF_OK)
         st = cf_due_set_claim(n->redis, &n->due, DUE_KEY, now_ms, now_ms + n->set.lease_ms,
@@ -783,4 +786,16 @@ out:
         items_clear(items, count_items);
     cf_redis_value_free(due);
     return st;
+}
+
+void notifier_tick_done(void *ctx, bool committed)
+{
+    struct notifier *n = ctx;
+    /* Aborted: the settled notifications stay in the due set, come back when their lease ends
+     * and, their state being final, have their statuses emitted again (the same event ids). */
+    if (committed && json_array_extend(n->forget, n->finished) != 0)
+        CF_LOG(CF_LOG_WARN, "notifier_forget_failed",
+               CF_LOG_ERR("reason", "out of memory: settled notifications come back after their "
+                                    "lease"));
+    (void)json_array_clear(n->finished);
 }

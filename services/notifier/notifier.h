@@ -126,7 +126,8 @@ struct notifier {
     struct cf_redis_script *cap; /* count / add of the daily cap set */
     struct cf_tz_set *zones;
     json_t *batch;    /* the jobs the batch's records planned */
-    json_t *finished; /* due ids the last timer turn settled: removed at the next turn */
+    json_t *finished; /* due ids this timer turn settled for good */
+    json_t *forget;   /* settled ids whose statuses are committed: out of the due set next */
     /* metrics (set by main) */
     struct cf_metrics_counter *sent[2];
     struct cf_metrics_counter *failed[2];
@@ -151,5 +152,6 @@ void notifier_batch_begin(void *ctx);
 cf_status notifier_batch_end(void *ctx, struct cf_kafka_out *out, char *errbuf, size_t errlen);
 cf_status notifier_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, char *errbuf,
                         size_t errlen);
+void notifier_tick_done(void *ctx, bool committed);
 
 #endif
