@@ -97,8 +97,8 @@ out:
     return st;
 }
 
-cf_status notifier_localize_format(struct notifier_localize *l, const char *lang,
-                                   const char *zone, enum notifier_when kind, int64_t utc_ms,
+cf_status notifier_localize_format(struct notifier_localize *l, const char *lang, const char *zone,
+                                   enum notifier_when kind, int64_t utc_ms,
                                    char buf[NOTIFIER_WHEN_MAX], char *errbuf, size_t errlen)
 {
     char locale[LANG_MAX];

@@ -34,8 +34,8 @@ void notifier_localize_free(struct notifier_localize *l);
  * root data for a language it lacks) in the IANA zone zone (cf_tz_known) into buf
  * (NOTIFIER_WHEN_MAX bytes). For NOTIFIER_WHEN_DATE of a calendar date (an Avro date), pass the
  * date's midnight UTC and zone "UTC". CF_EINVAL for an unknown zone or a tag ICU refuses. */
-cf_status notifier_localize_format(struct notifier_localize *l, const char *lang,
-                                   const char *zone, enum notifier_when kind, int64_t utc_ms,
+cf_status notifier_localize_format(struct notifier_localize *l, const char *lang, const char *zone,
+                                   enum notifier_when kind, int64_t utc_ms,
                                    char buf[NOTIFIER_WHEN_MAX], char *errbuf, size_t errlen);
 
 #endif

@@ -59,10 +59,9 @@ static cf_status register_metrics(struct cf_metrics *m, void *ctx, char *err, si
                                     "Notifications held for quiet hours or the daily cap.", NULL,
                                     NULL, &n->deferred, err, errlen);
     if (st == CF_OK)
-        st = cf_metrics_histogram_new(m, "caseflow_notifier_send_seconds",
-                                      "Duration of one send attempt.", NULL, NULL, bounds,
-                                      sizeof(bounds) / sizeof(bounds[0]), &n->send_seconds, err,
-                                      errlen);
+        st = cf_metrics_histogram_new(
+            m, "caseflow_notifier_send_seconds", "Duration of one send attempt.", NULL, NULL,
+            bounds, sizeof(bounds) / sizeof(bounds[0]), &n->send_seconds, err, errlen);
     return st;
 }
 
@@ -149,8 +148,8 @@ int main(int argc, char **argv)
     struct notifier_templates *templates = NULL;
     struct notifier_localize *localize = NULL;
     struct notifier nt;
-    const char *topics[] = {NOTIFIER_T_OPENED,   NOTIFIER_T_INFO,     NOTIFIER_T_REJECTED,
-                            NOTIFIER_T_ASSIGNED, NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER,
+    const char *topics[] = {NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,      NOTIFIER_T_REJECTED,
+                            NOTIFIER_T_ASSIGNED,  NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER,
                             NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
     char err[512] = "";
     size_t ncatalog = 0;
@@ -178,8 +177,8 @@ int main(int argc, char **argv)
     }
     const char *dir = cf_config_string(svc.config, "CASEFLOW_NOTIFIER_TEMPLATE_DIR");
     const struct notifier_template_spec *catalog = notifier_catalog(&ncatalog);
-    st = notifier_templates_load(dir[0] != '\0' ? dir : CF_NOTIFIER_TEMPLATE_DIR, catalog,
-                                 ncatalog, &templates, err, sizeof(err));
+    st = notifier_templates_load(dir[0] != '\0' ? dir : CF_NOTIFIER_TEMPLATE_DIR, catalog, ncatalog,
+                                 &templates, err, sizeof(err));
     if (st == CF_OK)
         st = notifier_localize_new(&localize);
     if (st == CF_OK)

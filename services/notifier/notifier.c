@@ -38,12 +38,12 @@ enum verdict { SEND, WAIT, SKIP, DONE };
 
 /* One notification in hand during a batch end or a timer turn. */
 struct item {
-    json_t *job;        /* borrowed from the batch, or owned by the turn (timer) */
-    json_t *state;      /* the stored state, or NULL */
-    int attempt;        /* of the send about to be made */
-    bool by_timer;      /* the timer makes this attempt */
-    int64_t cap_count;  /* notifications of the day before this one; -1 unknown */
-    size_t cap_reply;   /* pipeline index of the cap count, or SIZE_MAX */
+    json_t *job;       /* borrowed from the batch, or owned by the turn (timer) */
+    json_t *state;     /* the stored state, or NULL */
+    int attempt;       /* of the send about to be made */
+    bool by_timer;     /* the timer makes this attempt */
+    int64_t cap_count; /* notifications of the day before this one; -1 unknown */
+    size_t cap_reply;  /* pipeline index of the cap count, or SIZE_MAX */
     char cap_key[CF_REDIS_MAX_KEY];
     enum verdict verdict;
     int64_t wait_until;
@@ -110,8 +110,8 @@ cf_status notifier_handle(void *ctx, const struct cf_kafka_record *in, struct cf
     json_t *event = NULL;
     (void)out;
 
-    cf_status st = cf_serde_decode_json(n->serde, in->topic, in->value, in->value_len, &event,
-                                        errbuf, errlen);
+    cf_status st =
+        cf_serde_decode_json(n->serde, in->topic, in->value, in->value_len, &event, errbuf, errlen);
     if (st == CF_OK)
         st = notifier_plan(&n->planner, in->topic, event, n->batch, errbuf, errlen);
     json_decref(event);
@@ -129,10 +129,10 @@ void notifier_batch_begin(void *ctx)
 /* Queues the NotificationStatus of job: status, attempt and the state's details, occurred at
  * at_ms (when the server answered). Its event id is named by (notification, attempt, status),
  * so a re-emission after a crash is the same event. */
-static cf_status emit_status(struct notifier *n, const json_t *job, const char *status,
-                             int attempt, bool will_retry, const char *error_code,
-                             const char *provider_id, int segments, int64_t at_ms,
-                             struct cf_kafka_out *out, char *errbuf, size_t errlen)
+static cf_status emit_status(struct notifier *n, const json_t *job, const char *status, int attempt,
+                             bool will_retry, const char *error_code, const char *provider_id,
+                             int segments, int64_t at_ms, struct cf_kafka_out *out, char *errbuf,
+                             size_t errlen)
 {
     char name[160], event_id[CF_UUID_LEN + 1], when[32];
     int len = snprintf(name, sizeof(name), "caseflow.notifier/status/%s/%d/%s", str(job, "id"),
@@ -143,12 +143,12 @@ static cf_status emit_status(struct notifier *n, const json_t *job, const char *
         "{s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:o, "
         "s:o, s:o, s:b}",
         "meta", "event_id", event_id, "case_id", str(job, "case_id"), "occurred_at", when,
-        "producer", NOTIFIER_PRODUCER, "correlation_id", str(job, "correlation_id"),
-        "causation_id", str(job, "source_event_id"), "notification_id", str(job, "id"),
-        "source_event_id", str(job, "source_event_id"), "channel", str(job, "channel"),
-        "audience", str(job, "audience"), "template", str(job, "template"), "language",
-        str(job, "language"), "status", status, "attempt", attempt, "will_retry", will_retry,
-        "error_code", error_code != NULL ? json_string(error_code) : json_null(), "provider_id",
+        "producer", NOTIFIER_PRODUCER, "correlation_id", str(job, "correlation_id"), "causation_id",
+        str(job, "source_event_id"), "notification_id", str(job, "id"), "source_event_id",
+        str(job, "source_event_id"), "channel", str(job, "channel"), "audience",
+        str(job, "audience"), "template", str(job, "template"), "language", str(job, "language"),
+        "status", status, "attempt", attempt, "will_retry", will_retry, "error_code",
+        error_code != NULL ? json_string(error_code) : json_null(), "provider_id",
         provider_id != NULL && provider_id[0] != '\0' ? json_string(provider_id) : json_null(),
         "sms_segments", segments > 0 ? json_integer(segments) : json_null(), "fallback",
         json_is_true(json_object_get(job, "fallback_of")));
@@ -164,12 +164,11 @@ static cf_status emit_status(struct notifier *n, const json_t *job, const char *
 static cf_status emit_stored(struct notifier *n, const json_t *job, const json_t *state,
                              struct cf_kafka_out *out, char *errbuf, size_t errlen)
 {
-    return emit_status(n, job, str(state, "status"),
-                       (int)json_integer_value(json_object_get(state, "attempt")),
-                       json_is_true(json_object_get(state, "will_retry")),
-                       str(state, "error_code"), str(state, "provider_id"),
-                       (int)json_integer_value(json_object_get(state, "sms_segments")),
-                       json_integer_value(json_object_get(state, "at_ms")), out, errbuf, errlen);
+    return emit_status(
+        n, job, str(state, "status"), (int)json_integer_value(json_object_get(state, "attempt")),
+        json_is_true(json_object_get(state, "will_retry")), str(state, "error_code"),
+        str(state, "provider_id"), (int)json_integer_value(json_object_get(state, "sms_segments")),
+        json_integer_value(json_object_get(state, "at_ms")), out, errbuf, errlen);
 }
 
 static bool is_final(const json_t *state)
@@ -285,8 +284,8 @@ static void decide_now(struct notifier *n, struct item *it, int64_t now_ms)
     }
     if (channel_index(it->job) == NOTIFIER_SMS) {
         int64_t end = now_ms;
-        if (notifier_quiet_end(tz, &n->set.quiet, now_ms, &end, NULL, 0) == CF_OK &&
-            end > now_ms && !(deliver_by > 0 && deliver_by <= end)) {
+        if (notifier_quiet_end(tz, &n->set.quiet, now_ms, &end, NULL, 0) == CF_OK && end > now_ms &&
+            !(deliver_by > 0 && deliver_by <= end)) {
             it->verdict = WAIT;
             it->wait_until = end;
         }
@@ -350,8 +349,8 @@ static bool build_message(struct notifier *n, struct item *it, int64_t now_ms)
 
 /* Records the outcome of it's send: state, due set, cap, status event; a final failure with a
  * fallback puts the fallback job in the due set, due now. Appends to the pipeline. */
-static cf_status settle(struct notifier *n, struct item *it, struct cf_kafka_out *out,
-                        char *errbuf, size_t errlen)
+static cf_status settle(struct notifier *n, struct item *it, struct cf_kafka_out *out, char *errbuf,
+                        size_t errlen)
 {
     int64_t now_ms = it->send.finished_ms;
     const json_t *job = it->job;
@@ -391,7 +390,8 @@ static cf_status settle(struct notifier *n, struct item *it, struct cf_kafka_out
         uint32_t rnd = (uint32_t)rand();
         int64_t due = now_ms + notifier_backoff_ms(it->attempt, n->set.retry_base_ms,
                                                    n->set.retry_max_ms, rnd);
-        if ((state = new_state("WAITING", it->attempt, it->by_timer, it->send.error, now_ms)) == NULL)
+        if ((state = new_state("WAITING", it->attempt, it->by_timer, it->send.error, now_ms)) ==
+            NULL)
             return CF_ENOMEM;
         st = put_state(n, job, state, errbuf, errlen);
         if (st == CF_OK)
@@ -399,7 +399,8 @@ static cf_status settle(struct notifier *n, struct item *it, struct cf_kafka_out
                                 n->set.state_ttl_seconds * 1000, errbuf, errlen);
         count(n->retried[ch]);
     } else {
-        if ((state = new_state("FAILED", it->attempt, it->by_timer, it->send.error, now_ms)) == NULL)
+        if ((state = new_state("FAILED", it->attempt, it->by_timer, it->send.error, now_ms)) ==
+            NULL)
             return CF_ENOMEM;
         st = put_state(n, job, state, errbuf, errlen);
         count(n->failed[ch]);
@@ -438,19 +439,21 @@ static cf_status hold(struct notifier *n, struct item *it, struct cf_kafka_out *
 
     if (it->verdict == SKIP) {
         /* Skipped: attempts made before, none now. */
-        if ((state = new_state("SKIPPED", it->attempt - 1, it->by_timer, it->skip_code, cf_clock_wall_ms())) == NULL)
+        if ((state = new_state("SKIPPED", it->attempt - 1, it->by_timer, it->skip_code,
+                               cf_clock_wall_ms())) == NULL)
             return CF_ENOMEM;
         st = put_state(n, it->job, state, errbuf, errlen);
         count(n->skipped);
         CF_LOG(CF_LOG_INFO, "notification_skipped", CF_LOG_ID("notification_id", id),
                CF_LOG_ID("case_id", str(it->job, "case_id")), CF_LOG_ID("reason", it->skip_code));
-        return st == CF_OK ? emit_status(n, it->job, "SKIPPED", it->attempt - 1, false,
-                                         it->skip_code, NULL, 0, cf_clock_wall_ms(), out, errbuf,
-                                         errlen)
-                           : st;
+        return st == CF_OK
+                   ? emit_status(n, it->job, "SKIPPED", it->attempt - 1, false, it->skip_code, NULL,
+                                 0, cf_clock_wall_ms(), out, errbuf, errlen)
+                   : st;
     }
     /* A wait keeps the attempts made so far (0 before the first). */
-    if ((state = new_state("WAITING", it->attempt - 1, it->by_timer, NULL, cf_clock_wall_ms())) == NULL)
+    if ((state = new_state("WAITING", it->attempt - 1, it->by_timer, NULL, cf_clock_wall_ms())) ==
+        NULL)
         return CF_ENOMEM;
     st = put_state(n, it->job, state, errbuf, errlen);
     if (st == CF_OK)
@@ -579,8 +582,8 @@ static void finish_send(void *ctx, size_t i, struct notifier_send *send)
     char *text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
     state_key(it->job, key);
     if (text != NULL)
-        (void)cf_redis_set(sc->n->redis, key, text, strlen(text), sc->n->set.state_ttl_seconds,
-                           err, sizeof(err));
+        (void)cf_redis_set(sc->n->redis, key, text, strlen(text), sc->n->set.state_ttl_seconds, err,
+                           sizeof(err));
     free(text);
     json_decref(rec);
 }
@@ -754,7 +757,8 @@ cf_status notifier_tick(void *ctx, int64_t now_ms, struct cf_kafka_out *out, cha
             /* Settled by a turn whose removal did not happen (a restart): its status again. */
             it->verdict = DONE;
             st = emit_stored(n, it->job, it->state, out, errbuf, errlen);
-            if (st == CF_OK && json_array_append_new(n->finished, json_string(str(it->job, "id"))) != 0)
+            if (st == CF_OK &&
+                json_array_append_new(n->finished, json_string(str(it->job, "id"))) != 0)
                 st = CF_ENOMEM;
             continue;
         }

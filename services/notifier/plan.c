@@ -45,8 +45,7 @@ static const char *or_empty(const char *s)
 }
 
 /* Milliseconds of an RFC 3339 field, or of a "YYYY-MM-DD" date's UTC midnight. */
-static cf_status when_of(const json_t *o, const char *key, int64_t *ms, char *errbuf,
-                         size_t errlen)
+static cf_status when_of(const json_t *o, const char *key, int64_t *ms, char *errbuf, size_t errlen)
 {
     const char *text = str(o, key);
     char buf[40];
@@ -69,8 +68,8 @@ static cf_status set_when(struct event_ctx *e, json_t *vars, const char *name, c
     /* A date is a calendar day, not an instant: shown as is, whatever the patient's zone. */
     const char *zone = kind == NOTIFIER_WHEN_DATE ? "UTC" : e->zone;
     if (st == CF_OK)
-        st = notifier_localize_format(e->p->localize, e->lang, zone, kind, ms, text, errbuf,
-                                      errlen);
+        st =
+            notifier_localize_format(e->p->localize, e->lang, zone, kind, ms, text, errbuf, errlen);
     if (st == CF_OK && json_object_set_new(vars, name, json_string(text)) != 0)
         st = CF_ENOMEM;
     return st;
@@ -180,10 +179,9 @@ static cf_status skip_job(const struct event_ctx *e, const char *template_name, 
     char id[37];
     notifier_plan_id(e->event_id, "EMAIL", "PATIENT", id);
     json_t *job = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", id,
-                            "source_event_id", e->event_id, "case_id", e->case_id,
-                            "correlation_id", e->correlation_id, "channel", "EMAIL", "audience",
-                            "PATIENT", "template", template_name, "language", e->lang, "skip",
-                            code);
+                            "source_event_id", e->event_id, "case_id", e->case_id, "correlation_id",
+                            e->correlation_id, "channel", "EMAIL", "audience", "PATIENT",
+                            "template", template_name, "language", e->lang, "skip", code);
     return job != NULL && json_array_append_new(jobs, job) == 0 ? CF_OK : CF_ENOMEM;
 }
 
@@ -344,8 +342,8 @@ static cf_status plan_treatment(struct event_ctx *e, json_t *vars, json_t *jobs,
     json_decref(sessions);
     json_decref(follow);
     if (st == CF_OK)
-        st = set_when(e, vars, "arrival_date", e->event, "arrival_date", NOTIFIER_WHEN_DATE,
-                      errbuf, errlen);
+        st = set_when(e, vars, "arrival_date", e->event, "arrival_date", NOTIFIER_WHEN_DATE, errbuf,
+                      errlen);
     if (st == CF_OK)
         st = set_when(e, vars, "departure_date", e->event, "departure_date", NOTIFIER_WHEN_DATE,
                       errbuf, errlen);
@@ -367,7 +365,8 @@ static cf_status plan_manager(struct event_ctx *e, json_t *jobs, char *errbuf, s
     if (to == NULL)
         st = cf_fail(errbuf, errlen, CF_EINVAL, "manager_email: missing");
     (void)snprintf(url, sizeof(url), "%s/cases/%s", e->p->links.console_base, e->case_id);
-    (void)snprintf(pkey, sizeof(pkey), "PRIORITY.%s", or_default(str(e->event, "priority"), "ROUTINE"));
+    (void)snprintf(pkey, sizeof(pkey), "PRIORITY.%s",
+                   or_default(str(e->event, "priority"), "ROUTINE"));
     const char *priority = notifier_templates_label(e->p->templates, "en", pkey);
     if (st == CF_OK)
         st = set_text(vars, "manager_name", str(e->event, "manager_name"));
@@ -404,11 +403,11 @@ static cf_status plan_event(struct event_ctx *e, const char *topic, json_t *vars
         st = set_labels(e, vars, "missing", json_object_get(ev, "missing"), NULL, "INFO.",
                         "REASON.OTHER");
         if (st == CF_OK)
-            st = set_when(e, vars, "expires_date", ev, "expires_at", NOTIFIER_WHEN_DATETIME,
-                          errbuf, errlen);
-        return st == CF_OK ? patient_jobs(e, "case_info_requested", true, 0, vars, jobs, errbuf,
-                                          errlen)
-                           : st;
+            st = set_when(e, vars, "expires_date", ev, "expires_at", NOTIFIER_WHEN_DATETIME, errbuf,
+                          errlen);
+        return st == CF_OK
+                   ? patient_jobs(e, "case_info_requested", true, 0, vars, jobs, errbuf, errlen)
+                   : st;
     }
     if (strcmp(topic, NOTIFIER_T_REJECTED) == 0) {
         st = set_labels(e, vars, "reasons", json_object_get(ev, "reasons"), "code", "REASON.",
@@ -469,7 +468,8 @@ cf_status notifier_plan(const struct notifier_planner *p, const char *topic, con
     e.case_id = str(meta, "case_id");
     e.correlation_id = str(meta, "correlation_id");
     if (e.event_id == NULL || e.case_id == NULL || e.correlation_id == NULL)
-        return cf_fail(errbuf, errlen, CF_EINVAL, "meta: event_id, case_id or correlation_id missing");
+        return cf_fail(errbuf, errlen, CF_EINVAL,
+                       "meta: event_id, case_id or correlation_id missing");
     e.recipient = json_object_get(event, "recipient");
     if (!json_is_object(e.recipient)) {
         if (strcmp(topic, NOTIFIER_T_CLOSED) == 0)

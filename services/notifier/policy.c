@@ -37,12 +37,12 @@ static cf_status local_instant(struct cf_tz *tz, int y, int m, int d, int minute
 
 /* The local date after the one holding now_ms: noon of now's date plus a day is the next date
  * whatever daylight saving does (days are 23 to 25 hours long). */
-static cf_status next_date(struct cf_tz *tz, const struct cf_tz_civil *now, struct cf_tz_civil *next,
-                           char *errbuf, size_t errlen)
+static cf_status next_date(struct cf_tz *tz, const struct cf_tz_civil *now,
+                           struct cf_tz_civil *next, char *errbuf, size_t errlen)
 {
     int64_t noon = 0;
-    cf_status st = local_instant(tz, now->year, now->month, now->day, 12 * 60, &noon, errbuf,
-                                 errlen);
+    cf_status st =
+        local_instant(tz, now->year, now->month, now->day, 12 * 60, &noon, errbuf, errlen);
     return st == CF_OK ? cf_tz_to_civil(tz, noon + 86400000LL, next, errbuf, errlen) : st;
 }
 
@@ -65,8 +65,8 @@ cf_status notifier_quiet_end(struct cf_tz *tz, const struct notifier_quiet *q, i
     return local_instant(tz, day.year, day.month, day.day, q->end_min, out_ms, errbuf, errlen);
 }
 
-cf_status notifier_next_day_at(struct cf_tz *tz, int64_t now_ms, int minute_of_day,
-                               int64_t *out_ms, char *errbuf, size_t errlen)
+cf_status notifier_next_day_at(struct cf_tz *tz, int64_t now_ms, int minute_of_day, int64_t *out_ms,
+                               char *errbuf, size_t errlen)
 {
     struct cf_tz_civil now, next;
     cf_status st = cf_tz_to_civil(tz, now_ms, &now, errbuf, errlen);

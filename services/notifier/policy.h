@@ -31,8 +31,8 @@ cf_status notifier_quiet_end(struct cf_tz *tz, const struct notifier_quiet *q, i
 
 /* The instant the next local day (after the one holding now_ms) reaches minute_of_day, in tz:
  * when a notification held back by the daily cap goes out. */
-cf_status notifier_next_day_at(struct cf_tz *tz, int64_t now_ms, int minute_of_day,
-                               int64_t *out_ms, char *errbuf, size_t errlen);
+cf_status notifier_next_day_at(struct cf_tz *tz, int64_t now_ms, int minute_of_day, int64_t *out_ms,
+                               char *errbuf, size_t errlen);
 
 /* The local date of now_ms in tz as YYYYMMDD (the daily cap's day) into day (9 bytes). */
 cf_status notifier_local_day(struct cf_tz *tz, int64_t now_ms, char day[9], char *errbuf,

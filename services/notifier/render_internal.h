@@ -98,8 +98,8 @@ cf_status render_parse_spec(const struct notifier_template_spec *src, struct par
 /* Compiles tpl->source (len bytes, the file at path; tpl->spec and tpl->channel set) into its
  * parts: an email's subject, text and HTML, or an SMS body (its final newline dropped).
  * CF_ECONFIG naming path:line for a syntax error or a name the spec does not declare. */
-cf_status render_compile(const char *path, struct notifier_template *tpl, size_t len,
-                         char *errbuf, size_t errlen);
+cf_status render_compile(const char *path, struct notifier_template *tpl, size_t len, char *errbuf,
+                         size_t errlen);
 
 /* Bytes of valid UTF-8 at the start of s[0..len) (NUL is not text here). */
 size_t render_utf8_valid_prefix(const char *s, size_t len);

@@ -96,7 +96,8 @@ cf_status notifier_sender_new(const struct notifier_sender_config *cfg,
         return cf_fail(errbuf, errlen, CF_ECONFIG, "CASEFLOW_NOTIFIER_SMS_URL: http(s)://...");
     if (cfg->sms_api == NOTIFIER_SMS_API_TWILIO &&
         (cfg->sms_account == NULL || cfg->sms_account[0] == '\0' ||
-         strspn(cfg->sms_account, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+         strspn(cfg->sms_account,
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
              strlen(cfg->sms_account)))
         return cf_fail(errbuf, errlen, CF_ECONFIG,
                        "CASEFLOW_NOTIFIER_SMS_ACCOUNT: the twilio API needs the account SID");
@@ -239,14 +240,14 @@ static bool smtp_request(struct notifier_sender *s, struct transfer *t)
     if ((t->list = curl_slist_append(NULL, rcpt)) == NULL)
         return false;
     (void)snprintf(rcpt, sizeof(rcpt), "<%s>", c->mail_from);
-    bool ok = curl_easy_setopt(t->easy, CURLOPT_URL, c->smtp_url) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_MAIL_FROM, rcpt) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_MAIL_RCPT, t->list) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_READFUNCTION, read_message) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_READDATA, t) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_UPLOAD, 1L) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->send->len) ==
-                  CURLE_OK;
+    bool ok =
+        curl_easy_setopt(t->easy, CURLOPT_URL, c->smtp_url) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_MAIL_FROM, rcpt) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_MAIL_RCPT, t->list) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_READFUNCTION, read_message) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_READDATA, t) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_UPLOAD, 1L) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->send->len) == CURLE_OK;
     if (ok && c->smtp_tls == NOTIFIER_SMTP_TLS_STARTTLS)
         ok = curl_easy_setopt(t->easy, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL) == CURLE_OK;
     if (ok && c->smtp_user != NULL && c->smtp_user[0] != '\0')
@@ -262,11 +263,11 @@ static bool transfer_start(struct notifier_sender *s, struct transfer *t)
 
     if ((t->easy = curl_easy_init()) == NULL)
         return false;
-    bool ok = curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms) ==
-                  CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, c->timeout_ms) == CURLE_OK &&
-              curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) == CURLE_OK;
+    bool ok =
+        curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, c->timeout_ms) == CURLE_OK &&
+        curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) == CURLE_OK;
     if (ok)
         ok = t->send->channel == NOTIFIER_EMAIL ? smtp_request(s, t) : sms_request(s, t);
     return ok && curl_multi_add_handle(s->multi, t->easy) == CURLM_OK;

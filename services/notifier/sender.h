@@ -65,10 +65,10 @@ struct notifier_send {
     const char *key; /* idempotency key: the notification id */
     /* results */
     enum notifier_outcome outcome;
-    char error[32];        /* outcome not SENT: a stable code, "SMTP_451", "HTTP_503", "CONNECT" */
-    char provider_id[96];  /* SMS: the provider's message id when it gave one */
-    double seconds;        /* how long the attempt took */
-    int64_t finished_ms;   /* wall clock when the outcome came */
+    char error[32];       /* outcome not SENT: a stable code, "SMTP_451", "HTTP_503", "CONNECT" */
+    char provider_id[96]; /* SMS: the provider's message id when it gave one */
+    double seconds;       /* how long the attempt took */
+    int64_t finished_ms;  /* wall clock when the outcome came */
 };
 
 /* The outcome of a transfer that ended with curl_code (a CURLcode) and response (the last SMTP

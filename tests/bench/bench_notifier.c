@@ -43,10 +43,9 @@
 #define SMS_URL "http://127.0.0.1:18025/v1/messages"
 #define SMTP_URL "smtp://127.0.0.1:12525"
 
-static const char *const in_topics[] = {NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,
-                                        NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
-                                        NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER,
-                                        NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
+static const char *const in_topics[] = {
+    NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,     NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
+    NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER, NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
 
 static const struct cf_config_entry table[] = {
     CF_CONFIG_COMMON_ENTRIES,
@@ -88,14 +87,23 @@ static void usage(void)
  * prints the rate; returns messages per second (0 if any failed). */
 static double ceiling(const char *what, int kind, size_t count)
 {
-    const struct notifier_sender_config cfg = {SMTP_URL, NOTIFIER_SMTP_TLS_NONE, "", "",
-                                               "bench@caseflow.example", NOTIFIER_SMS_API_JSON,
-                                               SMS_URL, "", "", "+15550100000", 5000, 30000,
+    const struct notifier_sender_config cfg = {SMTP_URL,
+                                               NOTIFIER_SMTP_TLS_NONE,
+                                               "",
+                                               "",
+                                               "bench@caseflow.example",
+                                               NOTIFIER_SMS_API_JSON,
+                                               SMS_URL,
+                                               "",
+                                               "",
+                                               "+15550100000",
+                                               5000,
+                                               30000,
                                                PARALLEL};
     struct notifier_sender *s = NULL;
     struct notifier_send *sends = calloc(count, sizeof(*sends));
     char **bufs = calloc(count, sizeof(*bufs));
-    char (*keys)[CF_UUID_LEN + 1] = calloc(count, sizeof(*keys));
+    char(*keys)[CF_UUID_LEN + 1] = calloc(count, sizeof(*keys));
     char err[256] = "", msgid[96], to[96];
     static const char text[] =
         "Dear Bench Tester,\n\nYour teleconsultation is booked for Tuesday, March 5, 2030 at "
@@ -121,9 +129,14 @@ static double ceiling(const char *what, int kind, size_t count)
             continue;
         }
         snprintf(msgid, sizeof(msgid), "<%s@bench.caseflow.test>", keys[i]);
-        const struct notifier_mail m = {"Care team", "bench@caseflow.example", "Bench Tester",
-                                        to, "Your teleconsultation is booked", text,
-                                        "<p>Your teleconsultation is booked.</p>", msgid,
+        const struct notifier_mail m = {"Care team",
+                                        "bench@caseflow.example",
+                                        "Bench Tester",
+                                        to,
+                                        "Your teleconsultation is booked",
+                                        text,
+                                        "<p>Your teleconsultation is booked.</p>",
+                                        msgid,
                                         cf_clock_wall_ms()};
         size_t len = 0;
         if (notifier_mime_build(&m, &bufs[i], &len, err, sizeof(err)) != CF_OK) {
@@ -192,16 +205,15 @@ static bool booking(struct bench *b, size_t i, unsigned char **value, size_t *le
     json_t *ev = json_pack(
         "{s:{s:s, s:s, s:s, s:s, s:s, s:n}, s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:s, "
         "s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:[]}}",
-        "meta", "event_id", event_id, "case_id", case_id, "occurred_at",
-        "2030-01-01T00:00:00.000Z", "producer", "bench/1", "correlation_id", case_id,
-        "causation_id", "status", "BOOKED", "teleconsult_id", case_id, "specialist_id", "sp-b",
-        "specialist_name", "Dr. Selin Aydın", "start", "2030-03-05T15:00:00.000Z", "end",
-        "2030-03-05T15:30:00.000Z", "previous_start", "patient_time_zone", "America/Chicago",
-        "specialist_time_zone", "Europe/Istanbul", "join_url", "https://meet.example.org/j/tok123",
-        "reschedule_token", "rs-Tok_1", "cancel_token", "cx-Tok_2", "recipient", "given_name",
-        "Bench", "family_name", "Tester", "language", i % 2 == 0 ? "en" : "es", "country", "US",
-        "time_zone", "America/Chicago", "email", email, "phone", phone, "consent_email", 1,
-        "consent_sms", 1, "contact_windows");
+        "meta", "event_id", event_id, "case_id", case_id, "occurred_at", "2030-01-01T00:00:00.000Z",
+        "producer", "bench/1", "correlation_id", case_id, "causation_id", "status", "BOOKED",
+        "teleconsult_id", case_id, "specialist_id", "sp-b", "specialist_name", "Dr. Selin Aydın",
+        "start", "2030-03-05T15:00:00.000Z", "end", "2030-03-05T15:30:00.000Z", "previous_start",
+        "patient_time_zone", "America/Chicago", "specialist_time_zone", "Europe/Istanbul",
+        "join_url", "https://meet.example.org/j/tok123", "reschedule_token", "rs-Tok_1",
+        "cancel_token", "cx-Tok_2", "recipient", "given_name", "Bench", "family_name", "Tester",
+        "language", i % 2 == 0 ? "en" : "es", "country", "US", "time_zone", "America/Chicago",
+        "email", email, "phone", phone, "consent_email", 1, "consent_sms", 1, "contact_windows");
     cf_status st = ev != NULL ? cf_serde_encode_json(b->serde, NOTIFIER_T_SCHEDULED, ev, value, len,
                                                      err, sizeof(err))
                               : CF_ENOMEM;
@@ -271,10 +283,9 @@ static size_t read_statuses(struct bench *b, size_t want, const int64_t *sent_ms
             if (at != NULL && status != NULL && nid != NULL && json_object_get(done, nid) == NULL) {
                 if (strcmp(status, "SENT") == 0) {
                     int64_t when = 0;
-                    (void)cf_avro_parse_millis(
-                        json_string_value(
-                            json_object_get(json_object_get(v, "meta"), "occurred_at")),
-                        &when);
+                    (void)cf_avro_parse_millis(json_string_value(json_object_get(
+                                                   json_object_get(v, "meta"), "occurred_at")),
+                                               &when);
                     lat[got++] = when - sent_ms[json_integer_value(at)];
                     if (when > *last_ms)
                         *last_ms = when;
@@ -302,9 +313,8 @@ static void print_latency(int64_t *v, size_t n)
 int main(int argc, char **argv)
 {
     struct bench b = {.n = 2000, .warmup = 50, .timeout_s = 300, .pid = -1};
-    const struct cf_bench_args args = {&b.n,       &b.warmup,     &b.rate,
-                                       &b.timeout_s, &b.keep_logs, NULL,
-                                       b.extra_env, MAX_EXTRA_ENV, &b.n_extra};
+    const struct cf_bench_args args = {&b.n, &b.warmup,   &b.rate,       &b.timeout_s, &b.keep_logs,
+                                       NULL, b.extra_env, MAX_EXTRA_ENV, &b.n_extra};
     const char *status_topic[] = {NOTIFIER_T_STATUS};
     char err[512];
     int rc = 1;
@@ -349,8 +359,8 @@ int main(int argc, char **argv)
     int64_t deadline = cf_clock_mono_ms() + b.timeout_s * 1000;
     if (!produce_bookings(&b, 0, (size_t)b.warmup, sent_ms, warm))
         goto out;
-    size_t got = read_statuses(&b, 2 * (size_t)b.warmup, sent_ms, warm, lat, deadline, &failed,
-                               &last_ms);
+    size_t got =
+        read_statuses(&b, 2 * (size_t)b.warmup, sent_ms, warm, lat, deadline, &failed, &last_ms);
     if (got < 2 * (size_t)b.warmup) {
         fprintf(stderr, "bench_notifier: warm-up: %zu of %lld statuses\n", got, 2 * b.warmup);
         goto out;

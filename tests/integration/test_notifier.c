@@ -65,10 +65,9 @@
 #define START "2030-03-05T15:00:00.000Z"
 #define END "2030-03-05T15:30:00.000Z"
 
-static const char *const in_topics[] = {NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,
-                                        NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
-                                        NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER,
-                                        NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
+static const char *const in_topics[] = {
+    NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,     NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
+    NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER, NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
 static const char *const out_topics[] = {NOTIFIER_T_STATUS, T_DLQ};
 
 static char run_id[24];
@@ -82,8 +81,8 @@ static struct cf_registry *registry;
 static struct cf_serde *serde;
 static struct cf_kafka_consumer *consumer;
 static json_t *seen;
-static int serial;         /* makes addresses unique within the run */
-static bool smtp_stopped;  /* by test_smtp_down: the teardown starts it again if it failed */
+static int serial;        /* makes addresses unique within the run */
+static bool smtp_stopped; /* by test_smtp_down: the teardown starts it again if it failed */
 
 static const struct cf_config_entry table[] = {
     CF_CONFIG_COMMON_ENTRIES,
@@ -113,8 +112,8 @@ static void start_notifier_with(const char *const *extra, size_t nextra)
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_INSTANCE_ID=test-notifier-%s", run_id);
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_LOG_LEVEL=info");
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_BATCH_MAX_MS=50");
-    snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_REDIS_KEY_PREFIX=caseflow:test-notifier-%s:",
-             run_id);
+    snprintf(env[ne++], sizeof(env[0]),
+             "CASEFLOW_REDIS_KEY_PREFIX=caseflow:test-notifier-%s:", run_id);
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_NOTIFIER_MESSAGE_ID_DOMAIN=%s", msgid_domain);
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_NOTIFIER_QUIET_START=%s", from);
     snprintf(env[ne++], sizeof(env[0]), "CASEFLOW_NOTIFIER_QUIET_END=%s", to);
@@ -312,8 +311,7 @@ static const json_t *expect_status(const char *id, const char *status)
     while (statuses(id, status, &last) == 0) {
         if (cf_clock_mono_ms() > deadline) {
             char *log = cf_test_slurp(log_path);
-            fail_msg("no %s status for notification %s; notifier log:\n%.20000s", status, id,
-                     log);
+            fail_msg("no %s status for notification %s; notifier log:\n%.20000s", status, id, log);
         }
         cf_test_poll_into(consumer, serde, is_not_dlq, 100, seen);
     }
@@ -406,7 +404,8 @@ static void check_mail(const char *id, const char *to, const char *const *needle
     assert_non_null(strstr(mstr(m, "to"), to));
     assert_true(strlen(mstr(m, "subject")) > 5);
     for (size_t i = 0; needles != NULL && needles[i] != NULL; i++) {
-        if (strstr(mstr(m, "text"), needles[i]) == NULL || strstr(mstr(m, "html"), needles[i]) == NULL)
+        if (strstr(mstr(m, "text"), needles[i]) == NULL ||
+            strstr(mstr(m, "html"), needles[i]) == NULL)
             fail_msg("email %s lacks \"%s\":\n%s", id, needles[i], mstr(m, "text"));
     }
     json_decref(m);
@@ -470,8 +469,9 @@ static void test_events_in_languages(void **state)
         check_mail(id, email, greet);
         id_of(opened, "SMS", "PATIENT", id2);
         /* The booking: the time in the patient's zone and language, the links. */
-        const char *when[] = {langs[l].date, langs[l].time, "https://meet.example.org/j/tok123",
-                              "token=rs-Tok_1", "token=cx-Tok_2", NULL};
+        const char *when[] = {
+            langs[l].date,    langs[l].time,    "https://meet.example.org/j/tok123",
+            "token=rs-Tok_1", "token=cx-Tok_2", NULL};
         id_of(booked, "EMAIL", "PATIENT", id);
         check_mail(id, email, when);
         const char *sms_when[] = {langs[l].time, "https://meet.example.org/j/tok123", NULL};
@@ -500,28 +500,26 @@ static void test_events_in_languages(void **state)
                                            "reasons", "missing", "REPORTS", "MELD_SCORE",
                                            "expires_at", "2030-03-19T15:00:00.000Z"),
                                  case_id, r);
-        json_t *rejected = with_case(
-            json_pack("{s:s, s:[{s:s, s:{}}]}", "priority", "ROUTINE", "reasons", "code",
-                      "CONSENT_MISSING", "params"),
-            case_id, r);
-        json_t *assigned = with_case(
-            json_pack("{s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "manager_id", "cm-test",
-                      "manager_name", "Casey Manager", "manager_email", "casey.manager@example.org",
-                      "interpreter_needed", 1, "priority", "URGENT", "returning_patient", 0,
-                      "category", "CIRRHOSIS"),
-            case_id, r);
+        json_t *rejected = with_case(json_pack("{s:s, s:[{s:s, s:{}}]}", "priority", "ROUTINE",
+                                               "reasons", "code", "CONSENT_MISSING", "params"),
+                                     case_id, r);
+        json_t *assigned =
+            with_case(json_pack("{s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "manager_id", "cm-test",
+                                "manager_name", "Casey Manager", "manager_email",
+                                "casey.manager@example.org", "interpreter_needed", 1, "priority",
+                                "URGENT", "returning_patient", 0, "category", "CIRRHOSIS"),
+                      case_id, r);
         json_t *moved = ev_scheduled(case_id, r, "RESCHEDULED", START);
         json_t *cancelled = ev_scheduled(case_id, r, "CANCELLED", START);
-        json_t *treatment = with_case(
-            json_pack("{s:[{s:i, s:s}, {s:i, s:s}], s:s, s:s, s:[s]}", "sessions", "number", 1,
-                      "date", "2030-03-20", "number", 2, "date", "2030-04-04", "arrival_date",
-                      "2030-03-19", "departure_date", "2030-04-06", "follow_ups",
-                      "2030-05-06T15:00:00.000Z"),
-            case_id, r);
-        json_t *closed = with_case(
-            json_pack("{s:s, s:n, s:s}", "reason", "TREATMENT_COMPLETED", "note_code",
-                      "manager_id", "cm-test"),
-            case_id, r);
+        json_t *treatment =
+            with_case(json_pack("{s:[{s:i, s:s}, {s:i, s:s}], s:s, s:s, s:[s]}", "sessions",
+                                "number", 1, "date", "2030-03-20", "number", 2, "date",
+                                "2030-04-04", "arrival_date", "2030-03-19", "departure_date",
+                                "2030-04-06", "follow_ups", "2030-05-06T15:00:00.000Z"),
+                      case_id, r);
+        json_t *closed = with_case(json_pack("{s:s, s:n, s:s}", "reason", "TREATMENT_COMPLETED",
+                                             "note_code", "manager_id", "cm-test"),
+                                   case_id, r);
         produce(NOTIFIER_T_INFO, json_pack("[O]", info));
         produce(NOTIFIER_T_REJECTED, json_pack("[O]", rejected));
         produce(NOTIFIER_T_ASSIGNED, json_pack("[O]", assigned));
@@ -560,7 +558,7 @@ static void test_events_in_languages(void **state)
         check_sms(id, phone, NULL);
         id_of(treatment, "EMAIL", "PATIENT", id);
         const char *days[] = {"March 20, 2030", "April 4, 2030", "March 19, 2030",
-                              "April 6, 2030", "May 6, 2030", NULL};
+                              "April 6, 2030",  "May 6, 2030",   NULL};
         check_mail(id, email, days);
         id_of(treatment, "SMS", "PATIENT", id);
         check_sms(id, phone, NULL);
@@ -763,7 +761,8 @@ static void test_twilio_and_daily_cap(void **state)
         if (*c == '-')
             *c = '0';
     char api[] = "CASEFLOW_NOTIFIER_SMS_API=twilio", url[] = "CASEFLOW_NOTIFIER_SMS_URL=" SMS_URL,
-         cap[] = "CASEFLOW_NOTIFIER_DAILY_CAP=2", token[] = "CASEFLOW_NOTIFIER_SMS_TOKEN=s3cret-tok";
+         cap[] = "CASEFLOW_NOTIFIER_DAILY_CAP=2",
+         token[] = "CASEFLOW_NOTIFIER_SMS_TOKEN=s3cret-tok";
     char acc[96];
     snprintf(acc, sizeof(acc), "CASEFLOW_NOTIFIER_SMS_ACCOUNT=%s", account);
     const char *extra[] = {api, url, cap, token, acc};
@@ -803,8 +802,8 @@ static void test_twilio_and_daily_cap(void **state)
         const json_t *rec = json_array_get(recs, 0);
         assert_string_equal(json_string_value(json_object_get(rec, "api")), "twilio");
         assert_string_equal(json_string_value(json_object_get(rec, "account_sid")), account);
-        const char *auth = json_string_value(
-            json_object_get(json_object_get(rec, "headers"), "Authorization"));
+        const char *auth =
+            json_string_value(json_object_get(json_object_get(rec, "headers"), "Authorization"));
         assert_non_null(auth);
         assert_null(strstr(auth, "s3cret"));
         json_decref(recs);
@@ -863,7 +862,8 @@ static void test_kill_during_burst(void **state)
     json_array_foreach(mails, i, ev)
     {
         const char *mid = mstr(ev, "message_id");
-        json_object_set_new(by_id, mid, json_integer(json_integer_value(json_object_get(by_id, mid)) + 1));
+        json_object_set_new(by_id, mid,
+                            json_integer(json_integer_value(json_object_get(by_id, mid)) + 1));
     }
     size_t twice = json_array_size(mails) - json_object_size(by_id);
     fprintf(stderr, "%zu emails for %zu Message-IDs (%zu sent again after the kill)\n",
@@ -891,16 +891,17 @@ static void test_no_dead_letters_no_personal_data(void **state)
     json_t *rec;
     drain(500);
     json_array_foreach(seen, i, rec)
-    assert_string_not_equal(json_string_value(json_object_get(rec, "topic")), T_DLQ);
+        assert_string_not_equal(json_string_value(json_object_get(rec, "topic")), T_DLQ);
     char *log = cf_test_slurp(log_path);
-    static const char *const personal[] = {"Grace", "Lucía", "Ayşe", "Ольга", "Tester",
-                                           "@example.org", "+1555", "Casey Manager", "script"};
+    static const char *const personal[] = {"Grace", "Lucía",         "Ayşe",
+                                           "Ольга", "Tester",        "@example.org",
+                                           "+1555", "Casey Manager", "script"};
     for (size_t k = 0; k < sizeof(personal) / sizeof(personal[0]); k++)
         if (strstr(log, personal[k]) != NULL)
             fail_msg("the notifier log holds \"%s\"", personal[k]);
     free(log);
-    redisReply *keys = cf_test_redis_raw("127.0.0.1", 16379, "KEYS caseflow:test-notifier-%s:*",
-                                         run_id);
+    redisReply *keys =
+        cf_test_redis_raw("127.0.0.1", 16379, "KEYS caseflow:test-notifier-%s:*", run_id);
     assert_non_null(keys);
     assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
     assert_true(keys->elements > 2 * BURST); /* one per notification, the due set, cap sets */

@@ -63,10 +63,9 @@ static json_t *recipient(const char *lang, bool email, bool sms)
 static json_t *event(json_t *fields, json_t *r)
 {
     json_object_set_new(fields, "meta",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:n}", "event_id", EVENT_ID,
-                                  "case_id", CASE_ID, "occurred_at", "2030-01-01T00:00:00.000Z",
-                                  "producer", "test/1", "correlation_id", CASE_ID,
-                                  "causation_id"));
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:n}", "event_id", EVENT_ID, "case_id",
+                                  CASE_ID, "occurred_at", "2030-01-01T00:00:00.000Z", "producer",
+                                  "test/1", "correlation_id", CASE_ID, "causation_id"));
     if (r != NULL)
         json_object_set_new(fields, "recipient", r);
     return fields;
@@ -101,8 +100,8 @@ static void assert_id(const json_t *job, const char *channel, const char *audien
 static void test_opened_by_consent(void **state)
 {
     /* Both: email, with the SMS kept as its fallback. */
-    json_t *jobs = plan(state, NOTIFIER_T_OPENED, event(json_object(), recipient("es-MX", 1, 1)),
-                        CF_OK);
+    json_t *jobs =
+        plan(state, NOTIFIER_T_OPENED, event(json_object(), recipient("es-MX", 1, 1)), CF_OK);
     assert_int_equal(json_array_size(jobs), 1);
     json_t *mail = json_array_get(jobs, 0);
     assert_id(mail, "EMAIL", "PATIENT");
@@ -142,20 +141,19 @@ static void test_opened_by_consent(void **state)
 
 static json_t *booking(const char *status)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:s, s:s, s:s}", "status",
-                     status, "teleconsult_id", "99999999-8888-4777-8666-555555555555",
-                     "specialist_id", "sp-1", "specialist_name", "Dr. Aydın", "start",
-                     "2030-03-05T15:00:00.000Z", "end", "2030-03-05T15:45:00.000Z",
-                     "previous_start", "patient_time_zone", "America/Mexico_City",
-                     "specialist_time_zone", "Europe/Istanbul", "join_url",
-                     "https://meet.example/j/abc", "reschedule_token", "RS_tok-1", "cancel_token",
-                     "CX_tok-2");
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:s, s:s, s:s}", "status", status,
+        "teleconsult_id", "99999999-8888-4777-8666-555555555555", "specialist_id", "sp-1",
+        "specialist_name", "Dr. Aydın", "start", "2030-03-05T15:00:00.000Z", "end",
+        "2030-03-05T15:45:00.000Z", "previous_start", "patient_time_zone", "America/Mexico_City",
+        "specialist_time_zone", "Europe/Istanbul", "join_url", "https://meet.example/j/abc",
+        "reschedule_token", "RS_tok-1", "cancel_token", "CX_tok-2");
 }
 
 static void test_booking_both_channels(void **state)
 {
-    json_t *jobs = plan(state, NOTIFIER_T_SCHEDULED, event(booking("BOOKED"), recipient("es", 1, 1)),
-                        CF_OK);
+    json_t *jobs =
+        plan(state, NOTIFIER_T_SCHEDULED, event(booking("BOOKED"), recipient("es", 1, 1)), CF_OK);
     assert_int_equal(json_array_size(jobs), 2);
     json_t *mail = json_array_get(jobs, 0), *sms = json_array_get(jobs, 1);
     assert_id(mail, "EMAIL", "PATIENT");
@@ -179,10 +177,9 @@ static void test_booking_both_channels(void **state)
 
 static void test_reminder_deliver_by(void **state)
 {
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "teleconsult_id",
-                           "99999999-8888-4777-8666-555555555555", "start",
-                           "2030-03-05T15:00:00.000Z", "lead", "H1", "join_url",
-                           "https://meet.example/j/abc");
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:s, s:s}", "teleconsult_id", "99999999-8888-4777-8666-555555555555", "start",
+        "2030-03-05T15:00:00.000Z", "lead", "H1", "join_url", "https://meet.example/j/abc");
     json_t *jobs = plan(state, NOTIFIER_T_REMINDER, event(ev, recipient("en", 1, 1)), CF_OK);
     assert_int_equal(json_array_size(jobs), 2);
     json_t *sms = json_array_get(jobs, 1);
@@ -194,10 +191,10 @@ static void test_reminder_deliver_by(void **state)
 
 static void test_assigned_manager(void **state)
 {
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "manager_id", "cm-1",
-                           "manager_name", "Casey Manager", "manager_email", "casey@example.org",
-                           "interpreter_needed", 1, "priority", "URGENT", "returning_patient", 0,
-                           "category", "CIRRHOSIS");
+    json_t *ev =
+        json_pack("{s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "manager_id", "cm-1", "manager_name",
+                  "Casey Manager", "manager_email", "casey@example.org", "interpreter_needed", 1,
+                  "priority", "URGENT", "returning_patient", 0, "category", "CIRRHOSIS");
     json_t *jobs = plan(state, NOTIFIER_T_ASSIGNED, event(ev, recipient("tr", 1, 0)), CF_OK);
     assert_int_equal(json_array_size(jobs), 2);
     json_t *patient = json_array_get(jobs, 0), *manager = json_array_get(jobs, 1);
@@ -226,11 +223,11 @@ static void test_closed_and_errors(void **state)
                         CF_OK);
     assert_int_equal(json_array_size(jobs), 0);
     json_decref(jobs);
-    jobs = plan(state, NOTIFIER_T_CLOSED,
-                event(json_pack("{s:s, s:n, s:n}", "reason", "NOT_ELIGIBLE", "note_code",
-                                "manager_id"),
-                      recipient("ru", 1, 0)),
-                CF_OK);
+    jobs = plan(
+        state, NOTIFIER_T_CLOSED,
+        event(json_pack("{s:s, s:n, s:n}", "reason", "NOT_ELIGIBLE", "note_code", "manager_id"),
+              recipient("ru", 1, 0)),
+        CF_OK);
     assert_int_equal(json_array_size(jobs), 1);
     assert_string_equal(jstr(json_array_get(jobs, 0), "language"), "ru");
     json_decref(jobs);
@@ -248,10 +245,8 @@ static void test_closed_and_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_opened_by_consent),
-        cmocka_unit_test(test_booking_both_channels),
-        cmocka_unit_test(test_reminder_deliver_by),
-        cmocka_unit_test(test_assigned_manager),
+        cmocka_unit_test(test_opened_by_consent),   cmocka_unit_test(test_booking_both_channels),
+        cmocka_unit_test(test_reminder_deliver_by), cmocka_unit_test(test_assigned_manager),
         cmocka_unit_test(test_closed_and_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -105,14 +105,12 @@ static void test_cap_day(void **state)
     /* 04:30Z on Dec 8 is still Dec 7 in Chicago. */
     assert_int_equal(notifier_local_day(chicago, at("2026-12-08T04:30:00Z"), day, NULL, 0), CF_OK);
     assert_string_equal(day, "20261207");
-    assert_int_equal(notifier_next_day_at(chicago, at("2026-12-08T04:30:00Z"), 8 * 60, &next, NULL,
-                                          0),
-                     CF_OK);
+    assert_int_equal(
+        notifier_next_day_at(chicago, at("2026-12-08T04:30:00Z"), 8 * 60, &next, NULL, 0), CF_OK);
     assert_int_equal(next, at("2026-12-08T14:00:00Z"));
     /* Across the autumn change (2026-11-01 is 25 hours long): the next day still. */
-    assert_int_equal(notifier_next_day_at(chicago, at("2026-11-01T04:30:00Z"), 8 * 60, &next, NULL,
-                                          0),
-                     CF_OK);
+    assert_int_equal(
+        notifier_next_day_at(chicago, at("2026-11-01T04:30:00Z"), 8 * 60, &next, NULL, 0), CF_OK);
     assert_int_equal(next, at("2026-11-01T14:00:00Z"));
     cf_tz_free(chicago);
 }
