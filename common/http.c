@@ -42,6 +42,8 @@ struct cf_http_ops {
 
     /* The checker's settings, copied at start: the config is not read after it. */
     char redis_host[256];
+    char redis_username[129];
+    char redis_password[513];
     int redis_port, redis_connect_ms, redis_command_ms;
     char *registry_url; /* .../subjects/<topic>-value/versions/latest */
     long registry_timeout_ms;
@@ -110,8 +112,9 @@ static bool check_redis(struct cf_http_ops *ops, char *err, size_t errlen)
 {
     cf_status st = CF_OK;
     if (ops->redis == NULL) {
-        st = cf_redis_new(ops->redis_host, ops->redis_port, ops->redis_connect_ms,
-                          ops->redis_command_ms, &ops->redis, err, errlen);
+        st = cf_redis_new_auth(ops->redis_host, ops->redis_port, ops->redis_username,
+                               ops->redis_password, ops->redis_connect_ms,
+                               ops->redis_command_ms, &ops->redis, err, errlen);
         if (st == CF_OK)
             cf_redis_set_retry_budget(ops->redis, 0);
     }
@@ -380,6 +383,10 @@ static cf_status prepare_checker(struct cf_http_ops *ops, const struct cf_config
         (void)snprintf(ops->redis_host, sizeof(ops->redis_host), "%s",
                        cf_config_string(config, "CASEFLOW_REDIS_HOST"));
         ops->redis_port = (int)cf_config_int(config, "CASEFLOW_REDIS_PORT");
+        (void)snprintf(ops->redis_username, sizeof(ops->redis_username), "%s",
+                       cf_config_string(config, "CASEFLOW_REDIS_USERNAME"));
+        (void)snprintf(ops->redis_password, sizeof(ops->redis_password), "%s",
+                       cf_config_string(config, "CASEFLOW_REDIS_PASSWORD"));
         ops->redis_connect_ms = min_int(cf_config_int(config, "CASEFLOW_REDIS_CONNECT_TIMEOUT_MS"),
                                         CF_HTTP_READY_TIMEOUT_MS);
         ops->redis_command_ms = min_int(cf_config_int(config, "CASEFLOW_REDIS_COMMAND_TIMEOUT_MS"),

@@ -270,6 +270,25 @@ static void drop_connection(struct cf_redis *r)
     r->nloaded = 0;
 }
 
+/* AUTH on a fresh connection. An error reply (wrong password, unknown user, a server without
+ * a password) is CF_ECONFIG: the credentials are wrong, not the network. */
+static cf_status authenticate(struct cf_redis *r, redisContext *c, char *err, size_t errlen)
+{
+    errno = 0;
+    redisReply *reply = r->username != NULL
+                            ? redisCommand(c, "AUTH %s %s", r->username, r->password)
+                            : redisCommand(c, "AUTH %s", r->password);
+    int saved = errno;
+    cf_status st = CF_OK;
+    if (reply == NULL)
+        return context_failure(c, saved, "AUTH", err, errlen);
+    if (reply->type == REDIS_REPLY_ERROR)
+        st = cf_fail(err, errlen, CF_ECONFIG, "redis AUTH refused: %.*s", (int)reply->len,
+                     reply->str);
+    freeReplyObject(reply);
+    return st;
+}
+
 static cf_status connect_once(struct cf_redis *r, char *err, size_t errlen)
 {
     errno = 0;
@@ -286,6 +305,13 @@ static cf_status connect_once(struct cf_redis *r, char *err, size_t errlen)
         cf_status st = context_failure(c, errno, "set timeout", err, errlen);
         redisFree(c);
         return st;
+    }
+    if (r->password != NULL) {
+        cf_status st = authenticate(r, c, err, errlen);
+        if (st != CF_OK) {
+            redisFree(c);
+            return st;
+        }
     }
     r->c = c;
     r->nloaded = 0;
@@ -855,6 +881,14 @@ cf_status cf_redis_new(const char *host, int port, int connect_timeout_ms,
                        int command_timeout_ms, struct cf_redis **out, char *errbuf,
                        size_t errlen)
 {
+    return cf_redis_new_auth(host, port, NULL, NULL, connect_timeout_ms, command_timeout_ms, out,
+                             errbuf, errlen);
+}
+
+cf_status cf_redis_new_auth(const char *host, int port, const char *username,
+                            const char *password, int connect_timeout_ms, int command_timeout_ms,
+                            struct cf_redis **out, char *errbuf, size_t errlen)
+{
     struct cf_redis *r = NULL;
     char err[ERRLEN] = "";
     cf_status st = CF_OK;
@@ -875,6 +909,12 @@ cf_status cf_redis_new(const char *host, int port, int connect_timeout_ms,
         goto out;
     }
     r->port = port;
+    if ((password != NULL && password[0] != '\0' && (r->password = strdup(password)) == NULL) ||
+        (r->password != NULL && username != NULL && username[0] != '\0' &&
+         (r->username = strdup(username)) == NULL)) {
+        st = cf_fail(errbuf, errlen, CF_ENOMEM, "redis: connection");
+        goto out;
+    }
     r->connect_tv = ms_to_timeval(connect_timeout_ms);
     r->command_tv = ms_to_timeval(command_timeout_ms);
     memcpy(r->prefix, CF_REDIS_DEFAULT_KEY_PREFIX, sizeof(CF_REDIS_DEFAULT_KEY_PREFIX));
@@ -908,11 +948,14 @@ cf_status cf_redis_new_from_config(const struct cf_config *config, struct cf_red
     *out = NULL;
     /* The table's bounds keep these within int. */
     struct cf_redis *r = NULL;
-    cf_status st = cf_redis_new(cf_config_string(config, "CASEFLOW_REDIS_HOST"),
-                                (int)cf_config_int(config, "CASEFLOW_REDIS_PORT"),
-                                (int)cf_config_int(config, "CASEFLOW_REDIS_CONNECT_TIMEOUT_MS"),
-                                (int)cf_config_int(config, "CASEFLOW_REDIS_COMMAND_TIMEOUT_MS"),
-                                &r, errbuf, errlen);
+    cf_status st =
+        cf_redis_new_auth(cf_config_string(config, "CASEFLOW_REDIS_HOST"),
+                          (int)cf_config_int(config, "CASEFLOW_REDIS_PORT"),
+                          cf_config_string(config, "CASEFLOW_REDIS_USERNAME"),
+                          cf_config_string(config, "CASEFLOW_REDIS_PASSWORD"),
+                          (int)cf_config_int(config, "CASEFLOW_REDIS_CONNECT_TIMEOUT_MS"),
+                          (int)cf_config_int(config, "CASEFLOW_REDIS_COMMAND_TIMEOUT_MS"), &r,
+                          errbuf, errlen);
     if (st == CF_OK)
         st = cf_redis_set_key_prefix(r, cf_config_string(config, "CASEFLOW_REDIS_KEY_PREFIX"),
                                      errbuf, errlen);
@@ -931,6 +974,14 @@ void cf_redis_free(struct cf_redis *r)
         return;
     redisFree(r->c);
     free(r->host);
+    free(r->username);
+    if (r->password != NULL) {
+        /* Through a volatile pointer, so the wipe is not dropped as a dead store before free;
+         * explicit_bzero is not in POSIX. */
+        for (volatile char *p = r->password; *p != '\0'; p++)
+            *p = '\0';
+        free(r->password);
+    }
     free(r);
 }
 

@@ -83,6 +83,10 @@
     {"CASEFLOW_REDIS_HOST", CF_CONFIG_STRING, "127.0.0.1", 1, 255,                               \
      "Redis host name or address"},                                                              \
     {"CASEFLOW_REDIS_PORT", CF_CONFIG_INT, "16379", 1, 65535, "Redis TCP port"},                 \
+    {"CASEFLOW_REDIS_USERNAME", CF_CONFIG_STRING, "", 0, 128,                                    \
+     "Redis ACL user for AUTH (empty: the default user)"},                                       \
+    {"CASEFLOW_REDIS_PASSWORD", CF_CONFIG_STRING, "", 0, 512,                                    \
+     "password for AUTH on every connection (empty: no AUTH)"},                                  \
     {"CASEFLOW_REDIS_CONNECT_TIMEOUT_MS", CF_CONFIG_INT, "1000", 10, 60000,                      \
      "timeout of one connection attempt to Redis"},                                              \
     {"CASEFLOW_REDIS_COMMAND_TIMEOUT_MS", CF_CONFIG_INT, "2000", 10, 600000,                     \
@@ -131,8 +135,16 @@ cf_status cf_redis_new(const char *host, int port, int connect_timeout_ms,
                        int command_timeout_ms, struct cf_redis **out, char *errbuf,
                        size_t errlen);
 
+/* cf_redis_new for a Redis that requires AUTH: every connection, the first and each reconnect,
+ * sends AUTH [username] password before anything else. username may be NULL or "" (the default
+ * user); password NULL or "" means no AUTH (cf_redis_new). Both are copied and never logged.
+ * Credentials Redis refuses are CF_ECONFIG (retrying will not help), with Redis's error text. */
+cf_status cf_redis_new_auth(const char *host, int port, const char *username,
+                            const char *password, int connect_timeout_ms, int command_timeout_ms,
+                            struct cf_redis **out, char *errbuf, size_t errlen);
+
 /* The same, with every setting from the CF_CONFIG_REDIS_ENTRIES of config (which must be in the
- * program's table). */
+ * program's table), AUTH included. */
 cf_status cf_redis_new_from_config(const struct cf_config *config, struct cf_redis **out,
                                    char *errbuf, size_t errlen);
 

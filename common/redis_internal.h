@@ -32,6 +32,8 @@ struct cf_redis {
     redisContext *c; /* NULL when there is no usable connection */
     char *host;
     int port;
+    char *username; /* AUTH; NULL: none (or the default user with password) */
+    char *password; /* NULL: no AUTH */
     struct timeval connect_tv;
     struct timeval command_tv;
     char prefix[CF_REDIS_MAX_PREFIX + 1];

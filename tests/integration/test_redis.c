@@ -3,7 +3,8 @@
  * Needs `deploy/stack up` (Redis on CASEFLOW_REDIS_HOST:CASEFLOW_REDIS_PORT, default
  * 127.0.0.1:16379). What the module wrote is checked with a separate raw hiredis connection,
  * as an operator would with redis-cli: the key with its prefix, its TTL, its bytes. The restart
- * and outage tests stop and start the stack's Redis with deploy/stack and leave it running.
+ * and outage tests stop and start the stack's Redis with deploy/stack and leave it running. The
+ * AUTH test starts a redis-server of its own that requires a password.
  * Every key lives under a prefix unique to this run and is deleted at the end. */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,7 +27,9 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "child.h"
 #include "config.h"
+#include "http_client.h"
 #include "log.h"
 #include "redis.h"
 #include "redis_raw.h"
@@ -848,6 +851,83 @@ static void test_down_fails_within_budget(void **state)
     cf_redis_script_free(count);
 }
 
+/* A redis-server of this test's own on a free loopback port that requires AUTH: the default
+ * user's password "s3cret-pw", and an ACL user alice / "alice-pw". */
+static pid_t start_auth_redis(int auth_port, const char *log)
+{
+    char port_arg[16];
+    snprintf(port_arg, sizeof(port_arg), "%d", auth_port);
+    char *argv[] = {"/usr/bin/redis-server", "--port", port_arg, "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--requirepass", "s3cret-pw",
+                    "--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all", NULL};
+    pid_t pid = cf_test_spawn(argv[0], argv, NULL, log);
+    for (int i = 0; i < 100; i++) {
+        redisContext *c = redisConnect("127.0.0.1", auth_port);
+        bool up = c != NULL && c->err == 0;
+        redisFree(c);
+        if (up)
+            return pid;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("the AUTH redis-server did not start (log %s)", log);
+    return -1;
+}
+
+/* Without AUTH the server refuses commands; wrong credentials are CF_ECONFIG at once; right ones
+ * (the default user's password, or an ACL user's) work, and again after the server restarts. */
+static void test_auth(void **state)
+{
+    (void)state;
+    int auth_port = cf_test_free_port();
+    char log[128], errbuf[256] = "";
+    struct cf_redis *plain = NULL, *bad = NULL, *r1 = NULL, *r2 = NULL;
+    snprintf(log, sizeof(log), "/tmp/test-redis-auth-%d.log", (int)getpid());
+    pid_t pid = start_auth_redis(auth_port, log);
+
+    assert_int_equal(cf_redis_new("127.0.0.1", auth_port, 1000, 2000, &plain, errbuf,
+                                  sizeof(errbuf)),
+                     CF_OK);
+    cf_redis_set_retry_budget(plain, 0);
+    assert_int_not_equal(cf_redis_ping(plain, errbuf, sizeof(errbuf)), CF_OK);
+    assert_non_null(strstr(errbuf, "NOAUTH"));
+    cf_redis_free(plain);
+
+    assert_int_equal(cf_redis_new_auth("127.0.0.1", auth_port, NULL, "wr0ng-Pa55", 1000, 2000, &bad,
+                                       errbuf, sizeof(errbuf)),
+                     CF_ECONFIG);
+    assert_null(bad);
+    assert_null(strstr(errbuf, "wr0ng-Pa55")); /* Redis's reason, never the password */
+    assert_int_equal(cf_redis_new_auth("127.0.0.1", auth_port, "alice", "s3cret-pw", 1000, 2000,
+                                       &bad, errbuf, sizeof(errbuf)),
+                     CF_ECONFIG);
+
+    assert_int_equal(cf_redis_new_auth("127.0.0.1", auth_port, "", "s3cret-pw", 1000, 2000, &r1,
+                                       errbuf, sizeof(errbuf)),
+                     CF_OK);
+    assert_int_equal(cf_redis_new_auth("127.0.0.1", auth_port, "alice", "alice-pw", 1000, 2000,
+                                       &r2, errbuf, sizeof(errbuf)),
+                     CF_OK);
+    cf_redis_set_retry_budget(r1, 10000);
+    assert_int_equal(cf_redis_set(r1, "auth:k", "v1", 2, TTL, errbuf, sizeof(errbuf)), CF_OK);
+    char *value = NULL;
+    assert_int_equal(cf_redis_get(r2, "auth:k", &value, NULL, errbuf, sizeof(errbuf)), CF_OK);
+    assert_string_equal(value, "v1");
+    free(value);
+
+    /* A restart: the next call reconnects, and the new connection authenticates too. */
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    (void)cf_test_wait_child(pid, 10000);
+    pid = start_auth_redis(auth_port, log);
+    assert_int_equal(cf_redis_ping(r1, errbuf, sizeof(errbuf)), CF_OK);
+    assert_int_equal(cf_redis_set(r1, "auth:k", "v2", 2, TTL, errbuf, sizeof(errbuf)), CF_OK);
+
+    cf_redis_free(r1);
+    cf_redis_free(r2);
+    cf_test_kill_child(pid);
+    (void)unlink(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +943,7 @@ int main(void)
         cmocka_unit_test_setup(test_pipeline_1000, test_setup),
         cmocka_unit_test_setup(test_pipeline_noscript, test_setup),
         cmocka_unit_test_setup(test_config, test_setup),
+        cmocka_unit_test(test_auth),
         cmocka_unit_test_setup_teardown(test_restart_during_writes, test_setup, restart_teardown),
         cmocka_unit_test_setup_teardown(test_down_fails_within_budget, test_setup,
                                         restart_teardown),

@@ -251,6 +251,8 @@ static void test_config_entries(void **state)
     const struct cf_config_entry table[] = {CF_CONFIG_REDIS_ENTRIES};
     const char *names[] = {"CASEFLOW_REDIS_HOST",
                            "CASEFLOW_REDIS_PORT",
+                           "CASEFLOW_REDIS_USERNAME",
+                           "CASEFLOW_REDIS_PASSWORD",
                            "CASEFLOW_REDIS_CONNECT_TIMEOUT_MS",
                            "CASEFLOW_REDIS_COMMAND_TIMEOUT_MS",
                            "CASEFLOW_REDIS_KEY_PREFIX",
@@ -263,9 +265,10 @@ static void test_config_entries(void **state)
     }
     assert_string_equal(table[0].default_value, "127.0.0.1");
     assert_string_equal(table[1].default_value, "16379");
-    assert_string_equal(table[4].default_value, "caseflow:");
+    assert_string_equal(table[3].default_value, ""); /* no AUTH unless configured */
+    assert_string_equal(table[6].default_value, "caseflow:");
     char errbuf[128];
-    assert_int_equal(cf_redis_key_check(table[4].default_value, errbuf, sizeof(errbuf)), CF_OK);
+    assert_int_equal(cf_redis_key_check(table[6].default_value, errbuf, sizeof(errbuf)), CF_OK);
 }
 
 int main(void)
