@@ -755,6 +755,177 @@ static void test_tail_dead_letters(void **state)
     json_decref(inquiry);
 }
 
+/* caseflowctl case: a case's events from several topics and its dead letter, oldest first,
+ * without personal data unless asked; an unknown case is exit 1, a bad id exit 2. */
+static void test_case_timeline(void **state)
+{
+    (void)state;
+    char case_id[CF_UUID_LEN + 1], other[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1];
+    char path[64], err[1024], marker[CF_UUID_LEN + 1];
+    struct result r;
+    new_uuid(case_id);
+    new_uuid(other);
+    new_uuid(event_id);
+    new_uuid(marker);
+
+    write_temp(path, sizeof(path), "{\"meld_score\": 12, \"date_of_birth\": \"1971-03-09\"}");
+    const char *provide[] = {"provide-info", case_id, path, NULL};
+    r = run(provide);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    unlink(path);
+    const char *review[] = {"review", case_id, "approve", "--operator", "op-17", NULL};
+    r = run(review);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    json_t *assigned = json_pack(
+        "{s:{s:s, s:s, s:s, s:s, s:s, s:n}, s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:{s:s, s:s, s:s, "
+        "s:s, s:s, s:s, s:n, s:b, s:b, s:[]}}",
+        "meta", "event_id", event_id, "case_id", case_id, "occurred_at",
+        "2030-01-01T00:00:00.000Z", "producer", "assignment/test", "correlation_id", case_id,
+        "causation_id", "manager_id", "cm-timeline", "manager_name", "Casey Manager",
+        "manager_email", "casey.manager@example.org", "interpreter_needed", 0, "priority", "HIGH",
+        "returning_patient", 0, "category", "CIRRHOSIS", "recipient", "given_name", "Grace",
+        "family_name", "Hopper", "language", "en", "country", "US", "time_zone",
+        "America/Chicago", "email", "grace.hopper@example.org", "phone", "consent_email", 1,
+        "consent_sms", 0, "contact_windows");
+    write_temp_json(path, sizeof(path), assigned);
+    const char *produce[] = {"produce", "caseflow.case.assigned", path, NULL};
+    r = run(produce);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    unlink(path);
+
+    /* A dead letter of the case, failed after everything above (2030 is later than now). */
+    struct cf_kafka_producer *producer = NULL;
+    struct cf_dlq_record dlq;
+    const struct cf_kafka_record in = {"caseflow.case.validated", 0, 7, case_id, strlen(case_id),
+                                       "garbage", 7, NULL, 0, -1};
+    memset(&dlq, 0, sizeof(dlq));
+    assert_int_equal(cf_dlq_build(&in, "assignment", "decode_failed", marker, 1893456001000LL, 0,
+                                  &dlq, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(cf_kafka_producer_new(NULL, NULL, 30000, &producer, err, sizeof(err)),
+                     CF_OK);
+    assert_int_equal(cf_kafka_produce_sync(producer, dlq.topic, dlq.key, dlq.key_len, dlq.value,
+                                           dlq.value_len, dlq.headers, dlq.header_count, 30000,
+                                           err, sizeof(err)),
+                     CF_OK);
+    cf_kafka_producer_free(producer);
+    cf_dlq_record_clear(&dlq);
+
+    const char *timeline[] = {"case", case_id, NULL};
+    r = run(timeline);
+    if (r.status != 0)
+        fail_msg("caseflowctl case: exit %d: %s", r.status, r.err);
+    assert_int_equal(count_lines(r.out), 4);
+    const char *provided = strstr(r.out, "CaseInfoProvided");
+    const char *reviewed = strstr(r.out, "CaseReviewed");
+    const char *assigned_line = strstr(r.out, "CaseAssigned");
+    const char *dead = strstr(r.out, "DeadLetter");
+    assert_true(provided != NULL && reviewed != NULL && assigned_line != NULL && dead != NULL);
+    assert_true(provided < reviewed && reviewed < assigned_line && assigned_line < dead);
+    assert_non_null(strstr(r.out, "\"meld_score\":12"));
+    assert_non_null(strstr(r.out, "\"decision\":\"APPROVE\""));
+    assert_non_null(strstr(r.out, "\"manager_id\":\"cm-timeline\""));
+    assert_non_null(strstr(r.out, "assignment/test"));
+    assert_non_null(strstr(r.out, "decode_failed"));
+    assert_non_null(strstr(r.out, marker));
+    static const char *const hidden[] = {"1971-03-09", "Casey Manager", "casey.manager@",
+                                         "Grace", "grace.hopper@", "garbage"};
+    for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+        if (strstr(r.out, hidden[i]) != NULL)
+            fail_msg("caseflowctl case shows \"%s\" without --show-personal-data:\n%s",
+                     hidden[i], r.out);
+    result_free(&r);
+
+    const char *personal[] = {"case", case_id, "--show-personal-data", NULL};
+    r = run(personal);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "1971-03-09"));
+    assert_non_null(strstr(r.out, "Casey Manager"));
+    assert_non_null(strstr(r.out, "grace.hopper@example.org"));
+    result_free(&r);
+
+    const char *unknown[] = {"case", other, NULL};
+    r = run(unknown);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "not found"));
+    result_free(&r);
+    const char *bad[] = {"case", "not-a-uuid", NULL};
+    r = run(bad);
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    json_decref(assigned);
+}
+
+/* The number on the line of caseflowctl stats whose first word is name; -1 if none. */
+static long long stat_value(const char *out, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *line = out; line != NULL && *line != '\0';) {
+        while (*line == ' ')
+            line++;
+        const char *end = strchr(line, '\n');
+        if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+            long long v = -1;
+            if (sscanf(line + n, "%lld", &v) == 1)
+                return v;
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return -1;
+}
+
+/* caseflowctl stats counts a new case at the stage of its newest record, and the topics'
+ * offsets grow by what was produced. */
+static void test_stats(void **state)
+{
+    (void)state;
+    char case_id[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1], path[64];
+    const char *stats[] = {"stats", NULL};
+    struct result before = run(stats);
+    if (before.status != 0)
+        fail_msg("caseflowctl stats: exit %d: %s", before.status, before.err);
+    assert_non_null(strstr(before.out, "consumer lag per service"));
+    assert_true(stat_value(before.out, "caseflow-notifier") >= 0);
+    assert_true(stat_value(before.out, "caseflow.dlq.scheduler") >= 0);
+
+    /* A case that is reviewed, then rejected: it stands at "rejected". */
+    new_uuid(case_id);
+    new_uuid(event_id);
+    const char *review[] = {"review", case_id, "reject", "--reason", "OUT_OF_SCOPE", NULL};
+    struct result r = run(review);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    json_t *rejected = json_pack(
+        "{s:{s:s, s:s, s:s, s:s, s:s, s:n}, s:s, s:[{s:s, s:{}}], s:{s:s, s:s, s:s, s:s, s:s, "
+        "s:n, s:n, s:b, s:b, s:[]}}",
+        "meta", "event_id", event_id, "case_id", case_id, "occurred_at",
+        "2030-01-01T00:00:00.000Z", "producer", "validation/test", "correlation_id", case_id,
+        "causation_id", "priority", "ROUTINE", "reasons", "code", "CONSENT_MISSING", "params",
+        "recipient", "given_name", "A", "family_name", "B", "language", "en", "country", "US",
+        "time_zone", "UTC", "email", "phone", "consent_email", 0, "consent_sms", 0,
+        "contact_windows");
+    write_temp_json(path, sizeof(path), rejected);
+    const char *produce[] = {"produce", "caseflow.case.rejected", path, NULL};
+    r = run(produce);
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    unlink(path);
+    json_decref(rejected);
+
+    struct result after = run(stats);
+    assert_int_equal(after.status, 0);
+    assert_int_equal(stat_value(after.out, "rejected"), stat_value(before.out, "rejected") + 1);
+    assert_true(stat_value(after.out, "caseflow.case.rejected") >
+                stat_value(before.out, "caseflow.case.rejected"));
+    assert_true(stat_value(after.out, "caseflow.case.reviewed") >
+                stat_value(before.out, "caseflow.case.reviewed"));
+    result_free(&before);
+    result_free(&after);
+}
+
 static void test_tail_stops_on_sigterm(void **state)
 {
     (void)state;
@@ -779,6 +950,8 @@ int main(void)
         cmocka_unit_test(test_tail_max),
         cmocka_unit_test(test_produce_rejects_bad_files),
         cmocka_unit_test(test_tail_dead_letters),
+        cmocka_unit_test(test_case_timeline),
+        cmocka_unit_test(test_stats),
         cmocka_unit_test(test_case_commands),
         cmocka_unit_test(test_tail_stops_on_sigterm),
     };

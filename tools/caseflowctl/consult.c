@@ -28,8 +28,6 @@
 #define COMPLETED_TOPIC "caseflow.teleconsult.completed"
 #define CHANGE_TOPIC "caseflow.teleconsult.change-requested"
 
-/* Longest wait in one poll, so a signal is seen quickly (STYLE.md: ≤ 500 ms). */
-#define POLL_MS 200
 /* Longest note code (TeleconsultCompleted.notes_code): a stable code, never free text. */
 #define NOTE_MAX 64
 /* Longest token accepted from --token: far more than a signed token needs. */
@@ -109,102 +107,53 @@ static int check_case(int argc, char **argv, const char *cmd, const char *usage,
     return 0;
 }
 
-/* Reads SCHEDULED_TOPIC from its beginning to the end offsets it has now and keeps the newest
- * record of case_id into *out (decoded, the caller's; NULL when the case has none). Records of
- * one case share a partition (the key), so the newest read is the newest written. Returns an
- * exit code after reporting. */
+/* What read_newest_booking keeps while the topic goes by. */
+struct newest {
+    json_t *value;
+    size_t undecodable;
+};
+
+static int keep_newest(void *ctx, const struct cf_kafka_record *r, json_t *value,
+                       const char *error)
+{
+    struct newest *nw = ctx;
+    (void)r;
+    if (value != NULL) {
+        json_decref(nw->value);
+        nw->value = json_incref(value);
+    } else if (error != NULL) {
+        nw->undecodable++;
+    }
+    return 0;
+}
+
+/* Reads SCHEDULED_TOPIC to its end and keeps the newest record of case_id into *out (decoded,
+ * the caller's; NULL when the case has none). Records of one case share a partition (the key),
+ * so the newest read is the newest written. Returns an exit code after reporting. */
 static int read_newest_booking(const struct ctl *ctl, const char *cmd, const char *case_id,
                                json_t **out)
 {
-    struct cf_registry *registry = NULL;
-    struct cf_serde *serde = NULL;
-    struct cf_kafka_consumer *consumer = NULL;
-    json_t *newest = NULL;
-    char err[CTL_ERR_MAX];
-    size_t undecodable = 0;
-    size_t case_id_len = strlen(case_id);
-    int rc = CTL_EXIT_FAIL;
-    cf_status st;
+    const char *const topics[] = {SCHEDULED_TOPIC};
+    struct newest nw = {NULL, 0};
 
     *out = NULL;
-    st = ctl_serde_open(ctl, &registry, &serde, err, sizeof(err));
-    if (st != CF_OK) {
-        ctl_error("%s: %s (%s)", cmd, err, cf_strerror(st));
-        goto out;
+    int rc = ctl_read_key(ctl, cmd, topics, 1, case_id, keep_newest, &nw);
+    if (rc != CTL_EXIT_OK) {
+        json_decref(nw.value);
+        return rc;
     }
-    const char *const topics[] = {SCHEDULED_TOPIC};
-    const struct cf_kafka_consumer_options copts = {
-        .auto_commit = false,
-        .read_uncommitted = false, /* the scheduler writes in transactions */
-        .offset_reset = "earliest",
-    };
-    /* No group: every partition, nothing committed, no trace left on the cluster. */
-    st = cf_kafka_consumer_new(ctl->config, NULL, topics, 1, &copts, &consumer, err, sizeof(err));
-    if (st == CF_OK)
-        st = cf_kafka_consumer_mark_end(consumer, ctl->kafka_timeout_ms, err, sizeof(err));
-    if (st != CF_OK) {
-        ctl_error("%s: %s: %s (%s)", cmd, SCHEDULED_TOPIC, err, cf_strerror(st));
-        goto out;
-    }
-    /* The deadline moves with every record, so a long topic is read to its end as long as it
-     * keeps coming; a broker that goes quiet ends the wait. */
-    int64_t deadline = cf_clock_mono_ms() + ctl->kafka_timeout_ms;
-    while (!cf_kafka_consumer_at_mark(consumer)) {
-        struct cf_kafka_record *r = NULL;
-        if (*ctl->stop) {
-            ctl_error("%s: interrupted while reading %s", cmd, SCHEDULED_TOPIC);
-            goto out;
-        }
-        if (cf_clock_mono_ms() > deadline) {
-            ctl_error("%s: %s: not read to its end within %d ms", cmd, SCHEDULED_TOPIC,
-                      ctl->kafka_timeout_ms);
-            goto out;
-        }
-        st = cf_kafka_consumer_poll(consumer, POLL_MS, &r, err, sizeof(err));
-        if (st == CF_ETIMEOUT || st == CF_EKAFKA)
-            continue; /* nothing yet, or an error the consumer logged and goes past */
-        if (st != CF_OK) {
-            ctl_error("%s: %s: %s (%s)", cmd, SCHEDULED_TOPIC, err, cf_strerror(st));
-            goto out;
-        }
-        deadline = cf_clock_mono_ms() + ctl->kafka_timeout_ms;
-        if (r->value != NULL && r->key != NULL && r->key_len == case_id_len &&
-            memcmp(r->key, case_id, case_id_len) == 0) {
-            json_t *value = NULL;
-            st = cf_serde_decode_json(serde, r->topic, r->value, r->value_len, &value, err,
-                                      sizeof(err));
-            if (st == CF_ENOMEM) {
-                cf_kafka_record_release(r);
-                ctl_error("%s: out of memory", cmd);
-                goto out;
-            }
-            if (st == CF_OK) {
-                json_decref(newest);
-                newest = value;
-            } else {
-                undecodable++;
-            }
-        }
-        cf_kafka_record_release(r);
-    }
-    if (newest == NULL) {
+    if (nw.value == NULL) {
         ctl_error("%s: case %s not found: no teleconsultation of it on %s%s", cmd, case_id,
                   SCHEDULED_TOPIC,
-                  undecodable > 0 ? " (some of its records could not be decoded)" : "");
-        goto out;
+                  nw.undecodable > 0 ? " (some of its records could not be decoded)" : "");
+        return CTL_EXIT_FAIL;
     }
-    if (undecodable > 0)
+    if (nw.undecodable > 0)
         ctl_error("%s: warning: %zu record(s) of case %s on %s could not be decoded and were "
                   "skipped",
-                  cmd, undecodable, case_id, SCHEDULED_TOPIC);
-    *out = newest;
-    newest = NULL;
-    rc = CTL_EXIT_OK;
-out:
-    json_decref(newest);
-    cf_kafka_consumer_free(consumer);
-    ctl_serde_close(registry, serde);
-    return rc;
+                  cmd, nw.undecodable, case_id, SCHEDULED_TOPIC);
+    *out = nw.value;
+    return CTL_EXIT_OK;
 }
 
 /* The case's current teleconsultation: its newest TeleconsultScheduled, which must be BOOKED or

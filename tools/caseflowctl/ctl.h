@@ -2,7 +2,8 @@
  * error report and the registry/serde pair most commands need.
  *
  * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c, case.c,
- * roster.c, consult.c, group.c) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
+ * roster.c, consult.c, group.c, timeline.c, stats.c; read.c reads a key's records for them) and has one
+ * entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
  * which returns the process exit code. argv[0] is the last word of the command ("create",
  * "tail", ...), so argument parsing starts at 1. */
 #ifndef CF_CTL_H
@@ -15,6 +16,7 @@
 
 #include "avro_serde.h"
 #include "config.h"
+#include "kafka.h"
 #include "registry.h"
 
 #ifndef CF_VERSION
@@ -47,6 +49,19 @@ cf_status ctl_serde_open(const struct ctl *ctl, struct cf_registry **registry,
 
 /* Frees what ctl_serde_open made (the serde first: it borrows the registry). NULL-safe. */
 void ctl_serde_close(struct cf_registry *registry, struct cf_serde *serde);
+
+/* One record of a key, as ctl_read_key hands it over: value is the record decoded to caseflow's
+ * JSON form (borrowed: json_incref to keep it), NULL for a tombstone or for a record that could
+ * not be decoded, when error (else NULL) says why. Return 0 to go on, or an exit code to stop. */
+typedef int (*ctl_record_fn)(void *ctx, const struct cf_kafka_record *r, json_t *value,
+                             const char *error);
+
+/* Reads topics[0..n) from their beginning up to the end offsets they have now (read_committed,
+ * no consumer group, nothing committed) and calls fn for each record keyed key, in partition
+ * order (a key's records share a partition per topic). Returns CTL_EXIT_OK, fn's exit code if
+ * it stopped, or CTL_EXIT_FAIL after reporting (cmd prefixes the report). */
+int ctl_read_key(const struct ctl *ctl, const char *cmd, const char *const *topics, size_t n,
+                 const char *key, ctl_record_fn fn, void *ctx);
 
 /* Parses a decimal integer in [min, max] with nothing after it. Returns 0 on success, -1
  * otherwise (*out untouched). */
@@ -83,5 +98,7 @@ int ctl_consult_complete(const struct ctl *ctl, int argc, char **argv);
 int ctl_reschedule(const struct ctl *ctl, int argc, char **argv);
 int ctl_cancel(const struct ctl *ctl, int argc, char **argv);
 int ctl_group_to_end(const struct ctl *ctl, int argc, char **argv);
+int ctl_case(const struct ctl *ctl, int argc, char **argv);
+int ctl_stats(const struct ctl *ctl, int argc, char **argv);
 
 #endif

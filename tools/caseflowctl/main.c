@@ -127,6 +127,19 @@ static const struct command commands[] = {
      "    the topics hold now. What kafka-consumer-groups --reset-offsets --to-latest\n"
      "    does; the group must have no running member. For a test or demo stack.\n",
      ctl_group_to_end},
+    {"case", NULL, "CASE_ID [--show-personal-data]",
+     "    The case's timeline: every event of it on the case topics and every dead letter\n"
+     "    of it, oldest first, one line each: time (UTC), event, producing service and\n"
+     "    version, and the event's fields (its outcome, reasons, booking, ...). Without\n"
+     "    --show-personal-data the patient's and staff's names, addresses, contact and\n"
+     "    medical description, join links and change tokens are left out.\n",
+     ctl_case},
+    {"stats", NULL, "",
+     "    How the pipeline stands, from the broker alone: offsets per topic, each service's\n"
+     "    consumer lag on its input topics, dead letters per service, and how many cases\n"
+     "    stand at each stage (the topic of each case's newest record). Reads keys,\n"
+     "    offsets and timestamps only, no record values.\n",
+     ctl_stats},
 };
 #define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 
