@@ -148,9 +148,8 @@ int main(int argc, char **argv)
     struct notifier_templates *templates = NULL;
     struct notifier_localize *localize = NULL;
     struct notifier nt;
-    const char *topics[] = {NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,      NOTIFIER_T_REJECTED,
-                            NOTIFIER_T_ASSIGNED,  NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER,
-                            NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
+    size_t ntopics = 0;
+    const char *const *topics = notifier_plan_topics(&ntopics);
     char err[512] = "";
     size_t ncatalog = 0;
     int rc = cf_service_args(argc, argv, config_table, n);
@@ -203,7 +202,7 @@ int main(int argc, char **argv)
     const struct cf_service_loop_spec spec = {.service = NOTIFIER_SERVICE,
                                               .group = NOTIFIER_GROUP,
                                               .topics = topics,
-                                              .ntopics = sizeof(topics) / sizeof(topics[0]),
+                                              .ntopics = ntopics,
                                               .handler = notifier_handle,
                                               .ctx = &nt,
                                               .timer = notifier_tick,

@@ -20,6 +20,15 @@ struct event_ctx {
     char case_ref[16];
 };
 
+const char *const *notifier_plan_topics(size_t *n)
+{
+    static const char *const topics[] = {
+        NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,     NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
+        NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER, NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
+    *n = sizeof(topics) / sizeof(topics[0]);
+    return topics;
+}
+
 void notifier_plan_id(const char *source_event_id, const char *channel, const char *audience,
                       char out[37])
 {

@@ -56,6 +56,11 @@ struct notifier_planner {
 #define NOTIFIER_T_CLOSED "caseflow.case.closed"
 #define NOTIFIER_T_STATUS "caseflow.notification.status"
 
+/* The topics above that the notifier consumes (all but the status topic); *n is set to their
+ * number. Static data: the service subscribes to them, tests and benchmarks move its group past
+ * them. */
+const char *const *notifier_plan_topics(size_t *n);
+
 /* Appends to jobs (a JSON array) the jobs of event, a record of topic in caseflow's JSON form
  * (avro_convert.h). CF_OK with nothing appended for an event the patient need not hear about
  * (CaseClosed without a recipient). CF_EINVAL (errbuf naming the field, never a value) for a

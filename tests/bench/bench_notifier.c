@@ -43,10 +43,6 @@
 #define SMS_URL "http://127.0.0.1:18025/v1/messages"
 #define SMTP_URL "smtp://127.0.0.1:12525"
 
-static const char *const in_topics[] = {
-    NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,     NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
-    NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER, NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
-
 static const struct cf_config_entry table[] = {
     CF_CONFIG_COMMON_ENTRIES,
     CF_CONFIG_KAFKA_ENTRIES,
@@ -348,7 +344,9 @@ int main(int argc, char **argv)
                                 &b.serde) != 0 ||
         cf_kafka_producer_new(b.config, NULL, 30000, &b.producer, err, sizeof(err)) != CF_OK)
         goto out;
-    cf_test_group_to_end(b.config, GROUP, in_topics, sizeof(in_topics) / sizeof(in_topics[0]));
+    size_t nin = 0;
+    const char *const *in_topics = notifier_plan_topics(&nin);
+    cf_test_group_to_end(b.config, GROUP, in_topics, nin);
     if ((b.consumer = cf_test_consumer_at_end(b.config, status_topic, 1)) == NULL ||
         !start_notifier(&b))
         goto out;

@@ -65,9 +65,6 @@
 #define START "2030-03-05T15:00:00.000Z"
 #define END "2030-03-05T15:30:00.000Z"
 
-static const char *const in_topics[] = {
-    NOTIFIER_T_OPENED,    NOTIFIER_T_INFO,     NOTIFIER_T_REJECTED,  NOTIFIER_T_ASSIGNED,
-    NOTIFIER_T_SCHEDULED, NOTIFIER_T_REMINDER, NOTIFIER_T_TREATMENT, NOTIFIER_T_CLOSED};
 static const char *const out_topics[] = {NOTIFIER_T_STATUS, T_DLQ};
 
 static char run_id[24];
@@ -166,7 +163,9 @@ static int setup(void **state)
     seen = json_array();
     const char *create[] = {"topics", "create", NULL};
     free(cf_test_ctl(CTL, create, "/tmp/test-notifier-ctl-XXXXXX", CTL_TIMEOUT_MS));
-    cf_test_group_to_end(config, GROUP, in_topics, sizeof(in_topics) / sizeof(in_topics[0]));
+    size_t nin = 0;
+    const char *const *in_topics = notifier_plan_topics(&nin);
+    cf_test_group_to_end(config, GROUP, in_topics, nin);
     consumer = cf_test_consumer_at_end(config, out_topics, 2);
     if (consumer == NULL)
         return -1;
