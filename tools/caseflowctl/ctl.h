@@ -28,6 +28,10 @@
 #define CTL_EXIT_FAIL 1  /* a runtime failure: a server, a file, a record */
 #define CTL_EXIT_USAGE 2 /* wrong arguments or configuration */
 
+/* The services that own a dead-letter topic caseflow.dlq.<service> (DESIGN.md §4): the one
+ * list `topics create`, `case` and `stats` use. */
+#define CTL_DLQ_SERVICES {"intake", "validation", "assignment", "scheduler", "notifier"}
+
 /* Longest error text kept from a library call. */
 #define CTL_ERR_MAX 1024
 

@@ -59,8 +59,7 @@ static const struct {
 };
 #define NSTAGES (sizeof(stages) / sizeof(stages[0]))
 
-static const char *const dlq_services[] = {"intake", "validation", "assignment", "scheduler",
-                                           "notifier"};
+static const char *const dlq_services[] = CTL_DLQ_SERVICES;
 
 /* A group that never commits anything: its "lag" on a topic is the topic's offsets. */
 #define NO_GROUP "caseflowctl-stats-offsets"

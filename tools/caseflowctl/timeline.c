@@ -25,9 +25,8 @@
 
 static const char case_usage[] = "usage: caseflowctl case CASE_ID [--show-personal-data]";
 
-/* The services with a dead-letter topic (as topics.c creates them). */
-static const char *const dlq_services[] = {"intake", "validation", "assignment", "scheduler",
-                                           "notifier"};
+/* The services with a dead-letter topic (ctl.h). */
+static const char *const dlq_services[] = CTL_DLQ_SERVICES;
 
 /* Fields left out without --show-personal-data, wherever they appear in an event. */
 static const char *const personal[] = {

@@ -11,9 +11,8 @@
 
 #define DAY_MS ((int64_t)24 * 60 * 60 * 1000)
 
-/* The services that own a dead-letter topic (DESIGN.md §4). */
-static const char *const dlq_services[] = {"intake", "validation", "assignment", "scheduler",
-                                           "notifier"};
+/* The services that own a dead-letter topic (ctl.h). */
+static const char *const dlq_services[] = CTL_DLQ_SERVICES;
 #define DLQ_N (sizeof(dlq_services) / sizeof(dlq_services[0]))
 
 /* "30 days", "forever", or the milliseconds when they are not whole days. */
