@@ -219,9 +219,10 @@ void cf_kafka_record_release(struct cf_kafka_record *record);
  * broker. For group consumers without auto_commit. */
 cf_status cf_kafka_consumer_commit(struct cf_kafka_consumer *consumer, char *errbuf, size_t errlen);
 
-/* For a consumer of no group: asks the broker for the end offset (high watermark) of every
- * partition the consumer reads and remembers them as its mark, waiting up to timeout_ms per
- * partition. CF_EINVAL for a group consumer, CF_EKAFKA if the broker did not answer. */
+/* For a consumer of no group: asks the brokers for the end offset (read_committed: the last
+ * stable offset) of every partition the consumer reads and remembers them as its mark, waiting
+ * up to timeout_ms for each of two requests. CF_EINVAL for a group consumer, CF_EKAFKA if a
+ * broker did not answer. */
 cf_status cf_kafka_consumer_mark_end(struct cf_kafka_consumer *consumer, int timeout_ms,
                                      char *errbuf, size_t errlen);
 

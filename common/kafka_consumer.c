@@ -235,7 +235,7 @@ cf_status cf_kafka_consumer_commit(struct cf_kafka_consumer *consumer, char *err
 cf_status cf_kafka_consumer_mark_end(struct cf_kafka_consumer *consumer, int timeout_ms,
                                      char *errbuf, size_t errlen)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL, *firsts = NULL;
     cf_status st = CF_OK;
 
     if (consumer == NULL || consumer->grouped)
@@ -251,19 +251,37 @@ cf_status cf_kafka_consumer_mark_end(struct cf_kafka_consumer *consumer, int tim
         rd_kafka_topic_partition_list_add(parts, assigned->elems[i].topic,
                                           assigned->elems[i].partition);
     rd_kafka_topic_partition_list_destroy(assigned);
+    /* Two ListOffsets requests per broker for every partition, the first offsets then the end
+     * offsets (read_committed: the end of what is committed). A request per partition would
+     * wait behind the fetch already pending on the same connection, up to fetch.wait.max.ms
+     * each time. */
+    firsts = rd_kafka_topic_partition_list_copy(parts);
     for (int i = 0; i < parts->cnt; i++) {
-        rd_kafka_topic_partition_t *p = &parts->elems[i];
-        int64_t low = 0, high = 0;
-        err = rd_kafka_query_watermark_offsets(consumer->rk, p->topic, p->partition, &low, &high,
-                                               timeout_ms);
+        firsts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        parts->elems[i].offset = RD_KAFKA_OFFSET_END;
+    }
+    if (parts->cnt > 0) {
+        err = rd_kafka_offsets_for_times(consumer->rk, firsts, timeout_ms);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            err = rd_kafka_offsets_for_times(consumer->rk, parts, timeout_ms);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            st = cf_fail(errbuf, errlen, CF_EKAFKA, "mark end: %s [%" PRId32 "]: %s", p->topic,
-                         p->partition, rd_kafka_err2str(err));
+            st = cf_fail(errbuf, errlen, CF_EKAFKA, "mark end: %s", rd_kafka_err2str(err));
             goto out;
         }
-        /* An empty partition (low == high) has nothing to wait for: mark it as -1, which any
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        rd_kafka_resp_err_t perr = p->err != RD_KAFKA_RESP_ERR_NO_ERROR ? p->err
+                                                                        : firsts->elems[i].err;
+        if (perr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            st = cf_fail(errbuf, errlen, CF_EKAFKA, "mark end: %s [%" PRId32 "]: %s", p->topic,
+                         p->partition, rd_kafka_err2str(perr));
+            goto out;
+        }
+        /* An empty partition (first == end) has nothing to wait for: mark it as -1, which any
          * position, even "none consumed yet", reaches. */
-        p->offset = high > low ? high : -1;
+        if (p->offset <= firsts->elems[i].offset)
+            p->offset = -1;
     }
     if (consumer->mark != NULL)
         rd_kafka_topic_partition_list_destroy(consumer->mark);
@@ -272,6 +290,8 @@ cf_status cf_kafka_consumer_mark_end(struct cf_kafka_consumer *consumer, int tim
 out:
     if (parts != NULL)
         rd_kafka_topic_partition_list_destroy(parts);
+    if (firsts != NULL)
+        rd_kafka_topic_partition_list_destroy(firsts);
     return st;
 }
 
