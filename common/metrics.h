@@ -143,6 +143,9 @@ void cf_metrics_observe(struct cf_metrics_histogram *histogram, double seconds);
 
 /* ---- Reading ------------------------------------------------------------------------------ */
 
+/* The Content-Type of an answer carrying cf_metrics_render's text. */
+#define CF_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 /* Runs the collectors, then writes every metric in the Prometheus text format 0.0.4:
  *   # HELP <name> <help, with \ and newline escaped>
  *   # TYPE <name> counter|gauge|histogram
