@@ -162,16 +162,6 @@ static cf_status echo(void *ctx, const struct cf_kafka_record *in, struct cf_kaf
     return cf_kafka_out_add(out, ctx, in->key, in->key_len, in->value, in->value_len, NULL, 0);
 }
 
-/* The value of the sample line that starts with prefix (name and labels), or -1 if none. */
-static double sample_value(const char *body, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    for (const char *p = strstr(body, prefix); p != NULL; p = strstr(p + 1, prefix))
-        if ((p == body || p[-1] == '\n') && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    return -1;
-}
-
 /* caseflow_processing_seconds has every bucket of CF_METRICS_LATENCY_BUCKETS and +Inf, each
  * cumulative count at most the next, and counts exactly the records the loop committed. */
 static void assert_latency_histogram(const char *body, const char *service, double records)
@@ -185,20 +175,20 @@ static void assert_latency_histogram(const char *body, const char *service, doub
         (void)snprintf(name, sizeof(name),
                        "caseflow_processing_seconds_bucket{service=\"%s\",le=\"%s\"}", service,
                        les[i]);
-        double v = sample_value(body, name);
+        double v = cf_test_metric(body, name);
         if (v < previous)
             fail_msg("%s is %g, under the bucket before (%g):\n%s", name, v, previous, body);
         previous = v;
     }
     assert_true(previous == records); /* le="+Inf" */
     (void)snprintf(name, sizeof(name), "caseflow_records_in_total{service=\"%s\"}", service);
-    assert_true(sample_value(body, name) == records);
+    assert_true(cf_test_metric(body, name) == records);
     (void)snprintf(name, sizeof(name), "caseflow_processing_seconds_count{service=\"%s\"}",
                    service);
-    assert_true(sample_value(body, name) == records);
+    assert_true(cf_test_metric(body, name) == records);
     (void)snprintf(name, sizeof(name), "caseflow_processing_seconds_sum{service=\"%s\"}",
                    service);
-    assert_true(sample_value(body, name) > 0);
+    assert_true(cf_test_metric(body, name) > 0);
 }
 
 static void test_ready_once_the_loop_has_partitions(void **state)
