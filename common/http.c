@@ -31,7 +31,6 @@
 
 static const char allow_methods[] = "GET, HEAD";
 static const char json_type[] = "application/json";
-static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 
 struct cf_http_ops {
     struct MHD_Daemon *daemon;
@@ -340,7 +339,7 @@ static enum MHD_Result send_metrics(struct cf_http_ops *ops, struct MHD_Connecti
         CF_LOG(CF_LOG_WARN, "ops_metrics_failed", CF_LOG_ERR("reason", cf_strerror(st)));
         return send_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"internal\"}", false);
     }
-    return send_answer(conn, MHD_HTTP_OK, metrics_type, text, len, true, false);
+    return send_answer(conn, MHD_HTTP_OK, CF_METRICS_CONTENT_TYPE, text, len, true, false);
 }
 
 /* Every request is answered from its first call, headers alone: these routes take no body,

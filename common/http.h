@@ -1,6 +1,6 @@
 /* http.h — the operations endpoint of a caseflow service (DESIGN.md §4): GET /healthz,
  * GET /readyz and GET /metrics over libmicrohttpd, for every service without an HTTP API of its
- * own (intake serves the same routes from its own server, services/intake/http.c).
+ * own (intake serves the same routes from its own server, services/intake/api.c).
  *
  *   /healthz  200 {"status":"ok"} while the process runs (the server thread never waits for a
  *             server, so a slow Redis cannot make a live process look dead);

@@ -166,8 +166,9 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 /* Served by our poll calls. librdkafka recovers from these errors by itself (a broker
  * restarting, a connection lost), so they are logged; the calls that matter report a fatal
- * state again through their own return values. */
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+ * state again through their own return values. Every client's error_cb; the loop's wraps it
+ * to count the errors. */
+void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -247,7 +248,7 @@ cf_status kafka_conf_build(const struct cf_config *config, const struct kv *defa
         if ((st = conf_set(conf, fixed[i].key, fixed[i].value, errbuf, errlen)) != CF_OK)
             goto out;
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     *out = conf;
     conf = NULL;

@@ -401,6 +401,20 @@ typedef cf_status (*cf_kafka_batch_end)(void *ctx, struct cf_kafka_out *out, cha
 cf_status cf_kafka_loop_set_batch_hooks(struct cf_kafka_loop *loop, cf_kafka_batch_begin begin,
                                         cf_kafka_batch_end end, void *ctx);
 
+struct cf_metrics_histogram;
+
+/* Makes the loop time every input record it commits in histogram (from
+ * cf_metrics_histogram_new; borrowed, it must outlive the loop's run): one observation per
+ * record, the seconds from the consumer poll that handed the record to the loop to the commit
+ * of the transaction that holds its result (its outputs or dead letter, and its offset). A
+ * record polled again after an aborted batch is timed from that later poll; dead-lettered
+ * records are timed like the others, so the histogram's count follows the stats' records.
+ * Observed before the stats count the batch, so a reader that sees a record counted sees it
+ * timed. histogram NULL turns the timing off (the default). Call before cf_kafka_loop_run.
+ * CF_EINVAL on a NULL loop or a loop already run. */
+cf_status cf_kafka_loop_set_latency(struct cf_kafka_loop *loop,
+                                    struct cf_metrics_histogram *histogram);
+
 /* Counters for /metrics and /readyz; safe to read from another thread while the loop runs. */
 struct cf_kafka_loop_stats {
     bool ready;            /* transactions initialised and subscribed */
@@ -410,6 +424,21 @@ struct cf_kafka_loop_stats {
     uint64_t outputs;      /* output records committed */
     uint64_t dead_letters; /* records sent to the dead-letter topic */
     uint64_t aborts;       /* transactions aborted for a retry */
+    /* Errors the loop logged and went on from (each counted once, where it is logged):
+     *   - a handler call that failed with a retriable status (the batch is aborted), a record
+     *     whose view or dead letter could not be allocated, a batch-end hook or timer turn that
+     *     failed, an output too large for a batch-end hook or timer;
+     *   - an output the producer refused to enqueue (the batch is aborted, or the record
+     *     dead-lettered);
+     *   - a failed transactional call that is retried or aborts the batch (init_transactions,
+     *     send_offsets_to_transaction, commit_transaction, abort_transaction);
+     *   - a batch whose partitions were revoked before its commit;
+     *   - an error event of the consumer's poll, and an error librdkafka reported for either
+     *     client (a broker connection lost, all brokers down), which it recovers from itself.
+     * Not counted: records dead-lettered for their content (dead_letters), a delivery report's
+     * failure (the commit that fails for it is), and fatal errors, which end the loop. Every
+     * abort follows a counted error, so errors >= aborts. */
+    uint64_t errors;
 };
 void cf_kafka_loop_stats(const struct cf_kafka_loop *loop, struct cf_kafka_loop_stats *out);
 

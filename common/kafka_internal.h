@@ -49,6 +49,7 @@ cf_status kafka_conf_build(const struct cf_config *config, const struct kv *defa
 cf_status kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t **conf, rd_kafka_t **out,
                            char *errbuf, size_t errlen);
 cf_status kafka_check_fatal(rd_kafka_t *rk, cf_status st, char *errbuf, size_t errlen);
+void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 
 /* ---- Records, headers and topic metadata ------------------------------------------------- */
 

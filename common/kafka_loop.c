@@ -22,6 +22,7 @@
 #include "dlq.h"
 #include "kafka_internal.h"
 #include "log.h"
+#include "metrics.h"
 
 /* How often a retriable transactional call (send_offsets, commit, abort) is repeated before
  * the transaction is given up. */
@@ -76,6 +77,10 @@ struct cf_kafka_loop {
      * by loop_drop (after a commit, an abort, a revocation, or at the end). */
     rd_kafka_message_t **batch;
     size_t batch_len;
+    /* When each message of the batch came out of the consumer's poll (cf_clock_mono_us), kept
+     * in step with batch: allocated once with it, so timing a record allocates nothing. */
+    int64_t *polled_us;
+    struct cf_metrics_histogram *latency; /* borrowed; NULL: records are not timed */
     struct cf_kafka_out *out;
     struct cf_header *scratch;
     size_t scratch_cap;
@@ -113,7 +118,14 @@ struct cf_kafka_loop {
     _Atomic uint64_t outputs;
     _Atomic uint64_t dead_letters;
     _Atomic uint64_t aborts;
+    _Atomic uint64_t errors; /* what cf_kafka_loop_stats documents */
 };
+
+/* Counts one error the loop met and goes on from (cf_kafka_loop_stats says which). */
+static void loop_count_error(struct cf_kafka_loop *loop)
+{
+    atomic_fetch_add_explicit(&loop->errors, 1, memory_order_relaxed);
+}
 
 /* How a step of a transaction ended. */
 enum step { STEP_OK, STEP_ABORT, STEP_FATAL };
@@ -132,6 +144,7 @@ static size_t loop_drop(struct cf_kafka_loop *loop, const rd_kafka_topic_partiti
             rd_kafka_message_destroy(m);
             dropped++;
         } else {
+            loop->polled_us[kept] = loop->polled_us[i];
             loop->batch[kept++] = m;
         }
     }
@@ -175,6 +188,16 @@ static void loop_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
            CF_LOG_ID("topic", rd_kafka_topic_name(m->rkt)), CF_LOG_INT("partition", m->partition),
            CF_LOG_ID("error", rd_kafka_err2name(m->err)),
            CF_LOG_ERR("reason", rd_kafka_err2str(m->err)));
+}
+
+/* librdkafka's errors of either client (served by the loop's polls, on the loop's thread):
+ * logged like every client's, and counted. A fatal one ends the loop through the call that
+ * next fails, so it is not an error the loop goes on from. */
+static void loop_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    if (err != RD_KAFKA_RESP_ERR__FATAL)
+        loop_count_error(opaque);
+    kafka_error_cb(rk, err, reason, opaque);
 }
 
 static char *dup_string(const char *s)
@@ -244,8 +267,10 @@ cf_status cf_kafka_loop_new(const struct cf_config *config, const char *service,
     loop->transactional_id = malloc(txn_len);
     loop->topics = calloc(ntopics, sizeof(*loop->topics));
     loop->batch = calloc((size_t)loop->batch_max_records, sizeof(*loop->batch));
+    loop->polled_us = calloc((size_t)loop->batch_max_records, sizeof(*loop->polled_us));
     if (loop->service == NULL || loop->group_id == NULL || loop->transactional_id == NULL ||
-        loop->topics == NULL || loop->batch == NULL || cf_kafka_out_new(&loop->out) != CF_OK) {
+        loop->topics == NULL || loop->batch == NULL || loop->polled_us == NULL ||
+        cf_kafka_out_new(&loop->out) != CF_OK) {
         st = cf_fail(errbuf, errlen, CF_ENOMEM, "loop: out of memory");
         goto out;
     }
@@ -280,6 +305,7 @@ cf_status cf_kafka_loop_new(const struct cf_config *config, const char *service,
     if (st != CF_OK)
         goto out;
     rd_kafka_conf_set_dr_msg_cb(conf, loop_dr_cb);
+    rd_kafka_conf_set_error_cb(conf, loop_error_cb);
     {
         char max[32];
         size_t max_len = sizeof(max);
@@ -311,6 +337,7 @@ cf_status cf_kafka_loop_new(const struct cf_config *config, const char *service,
     if (st != CF_OK)
         goto out;
     rd_kafka_conf_set_rebalance_cb(conf, loop_rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, loop_error_cb);
     if ((st = kafka_client_new(RD_KAFKA_CONSUMER, &conf, &loop->consumer, errbuf, errlen)) != CF_OK)
         goto out;
     rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(loop->consumer);
@@ -378,6 +405,8 @@ static enum cf_kafka_action loop_produce(struct cf_kafka_loop *loop, const char 
            CF_LOG_ID("action", cf_kafka_action_name(a)));
     if (a == CF_KAFKA_FATAL)
         (void)kafka_check_fatal(loop->producer, CF_EFATAL, errbuf, errlen);
+    else
+        loop_count_error(loop);
     return a;
 }
 
@@ -398,7 +427,10 @@ static enum cf_kafka_action loop_dead_letter(struct cf_kafka_loop *loop,
                    CF_LOG_INT("partition", in->partition), CF_LOG_INT("offset", in->offset),
                    CF_LOG_ERR("reason", derr));
             cf_dlq_record_clear(&d);
-            return st == CF_ENOMEM ? CF_KAFKA_ABORT : CF_KAFKA_FATAL;
+            if (st != CF_ENOMEM)
+                return CF_KAFKA_FATAL;
+            loop_count_error(loop);
+            return CF_KAFKA_ABORT;
         }
         a = loop_produce(loop, d.topic, d.key, d.key_len, d.value, d.value_len, d.headers,
                          d.header_count, in, errbuf, errlen);
@@ -450,8 +482,10 @@ static enum cf_kafka_action loop_record(struct cf_kafka_loop *loop, rd_kafka_mes
     char herr[CF_DLQ_ERROR_MAX + 1] = "";
     cf_status st = kafka_record_view(m, &loop->scratch, &loop->scratch_cap, &rec);
 
-    if (st == CF_ENOMEM)
+    if (st == CF_ENOMEM) {
+        loop_count_error(loop);
         return CF_KAFKA_ABORT;
+    }
     if (st != CF_OK) {
         /* The view could not be built: the record's headers are malformed. */
         rec = (struct cf_kafka_record){rd_kafka_topic_name(m->rkt),
@@ -509,6 +543,7 @@ static enum cf_kafka_action loop_record(struct cf_kafka_loop *loop, rd_kafka_mes
     case CF_KAFKA_RETRY:
     case CF_KAFKA_ABORT:
         a = CF_KAFKA_ABORT;
+        loop_count_error(loop);
         CF_LOG(CF_LOG_WARN, "handler_retriable_error", CF_LOG_ID("topic", rec.topic),
                CF_LOG_INT("partition", rec.partition), CF_LOG_INT("offset", rec.offset),
                CF_LOG_ERR("status", cf_strerror(st)), CF_LOG_ERR("error", herr));
@@ -563,7 +598,19 @@ static bool all_assigned(struct cf_kafka_loop *loop, const rd_kafka_topic_partit
         }
     }
     rd_kafka_topic_partition_list_destroy(assigned);
+    if (!ok)
+        loop_count_error(loop);
     return ok;
+}
+
+/* Observes, for each record of the batch just committed, the time since its poll. */
+static void loop_observe_latency(const struct cf_kafka_loop *loop)
+{
+    if (loop->latency == NULL)
+        return;
+    int64_t now = cf_clock_mono_us();
+    for (size_t i = 0; i < loop->batch_len; i++)
+        cf_metrics_observe(loop->latency, (double)(now - loop->polled_us[i]) / 1e6);
 }
 
 /* Adds the batch's offsets to the transaction and commits it. */
@@ -596,6 +643,8 @@ static enum step loop_commit(struct cf_kafka_loop *loop, char *errbuf, size_t er
             break;
         enum cf_kafka_action a =
             loop_txn_error(loop, "send_offsets_to_transaction", error, errbuf, errlen);
+        if (a != CF_KAFKA_FATAL)
+            loop_count_error(loop);
         if (a == CF_KAFKA_RETRY && attempt < CALL_ATTEMPTS) {
             cf_clock_sleep_ms(100 * attempt);
             continue;
@@ -610,6 +659,8 @@ commit:
         if (error == NULL)
             break;
         enum cf_kafka_action a = loop_txn_error(loop, "commit_transaction", error, errbuf, errlen);
+        if (a != CF_KAFKA_FATAL)
+            loop_count_error(loop);
         if (a == CF_KAFKA_RETRY && attempt < CALL_ATTEMPTS) {
             cf_clock_sleep_ms(100 * attempt);
             continue;
@@ -617,6 +668,7 @@ commit:
         result = a == CF_KAFKA_FATAL ? STEP_FATAL : STEP_ABORT;
         goto out;
     }
+    loop_observe_latency(loop); /* before the counts: see cf_kafka_loop_set_latency */
     atomic_fetch_add(&loop->transactions, 1);
     atomic_fetch_add(&loop->records, loop->batch_len);
     atomic_fetch_add(&loop->outputs, loop->txn_outputs);
@@ -667,6 +719,8 @@ static enum step loop_batch_end(struct cf_kafka_loop *loop, char *errbuf, size_t
     cf_status st = loop->batch_end(loop->batch_ctx, loop->out, herr, sizeof(herr));
     if (st != CF_OK) {
         bool fatal = cf_kafka_status_action(st) == CF_KAFKA_FATAL;
+        if (!fatal)
+            loop_count_error(loop);
         CF_LOG(fatal ? CF_LOG_ERROR : CF_LOG_WARN, "batch_end_failed",
                CF_LOG_ERR("status", cf_strerror(st)), CF_LOG_ERR("error", herr));
         if (fatal) {
@@ -678,6 +732,7 @@ static enum step loop_batch_end(struct cf_kafka_loop *loop, char *errbuf, size_t
     }
     if (!outputs_fit(loop)) {
         /* Nothing of this batch can be dead-lettered for it: it comes back after a pause. */
+        loop_count_error(loop);
         CF_LOG(CF_LOG_ERROR, "batch_end_failed", CF_LOG_ERR("status", cf_strerror(CF_ETOOBIG)),
                CF_LOG_ERR("error", "an output is larger than message.max.bytes"));
         result = STEP_ABORT;
@@ -738,6 +793,8 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
     cf_status st = loop->timer(loop->timer_ctx, cf_clock_wall_ms(), loop->out, terr, sizeof(terr));
     if (st != CF_OK) {
         bool fatal = cf_kafka_status_action(st) == CF_KAFKA_FATAL;
+        if (!fatal)
+            loop_count_error(loop);
         CF_LOG(fatal ? CF_LOG_ERROR : CF_LOG_WARN, "timer_failed",
                CF_LOG_ERR("status", cf_strerror(st)), CF_LOG_ERR("error", terr));
         if (fatal) {
@@ -751,6 +808,7 @@ static enum step loop_timer_transaction(struct cf_kafka_loop *loop, char *errbuf
         goto out;
     }
     if (!outputs_fit(loop)) {
+        loop_count_error(loop);
         CF_LOG(CF_LOG_ERROR, "timer_failed", CF_LOG_ERR("status", cf_strerror(CF_ETOOBIG)),
                CF_LOG_ERR("error", "an output is larger than message.max.bytes"));
         goto out;
@@ -792,6 +850,7 @@ static cf_status loop_abort(struct cf_kafka_loop *loop, char *errbuf, size_t err
             break;
         enum cf_kafka_action a = loop_txn_error(loop, "abort_transaction", error, errbuf, errlen);
         if (a == CF_KAFKA_RETRY && attempt < CALL_ATTEMPTS) {
+            loop_count_error(loop);
             cf_clock_sleep_ms(100 * attempt);
             continue;
         }
@@ -859,8 +918,10 @@ static cf_status loop_consumer_error(struct cf_kafka_loop *loop, const rd_kafka_
     CF_LOG(fatal ? CF_LOG_ERROR : CF_LOG_WARN, "kafka_consumer_error", CF_LOG_ID("topic", topic),
            CF_LOG_INT("partition", m->partition), CF_LOG_ID("error", rd_kafka_err2name(m->err)),
            CF_LOG_ERR("reason", rd_kafka_message_errstr(m)));
-    if (!fatal)
+    if (!fatal) {
+        loop_count_error(loop);
         return CF_OK;
+    }
     return kafka_check_fatal(
         loop->consumer,
         cf_fail(errbuf, errlen, CF_EFATAL, "consumer: %s", rd_kafka_message_errstr(m)), errbuf,
@@ -904,6 +965,7 @@ static cf_status loop_collect(struct cf_kafka_loop *loop, const volatile sig_ato
         }
         if (loop->batch_len == 0)
             deadline = cf_clock_mono_ms() + loop->batch_max_ms;
+        loop->polled_us[loop->batch_len] = cf_clock_mono_us();
         loop->batch[loop->batch_len++] = m;
     }
     return CF_OK;
@@ -932,6 +994,7 @@ static cf_status loop_start(struct cf_kafka_loop *loop, const volatile sig_atomi
                 (void)cf_fail(errbuf, errlen, CF_EFATAL, "init_transactions failed");
             return CF_EFATAL;
         }
+        loop_count_error(loop);
         pause_ms(backoff, stop);
         if (*stop)
             return CF_OK;
@@ -1024,7 +1087,9 @@ cf_status cf_kafka_loop_run(struct cf_kafka_loop *loop, const volatile sig_atomi
     }
     CF_LOG(CF_LOG_INFO, "kafka_loop_stopping",
            CF_LOG_INT("transactions", atomic_load(&loop->transactions)),
-           CF_LOG_INT("records", atomic_load(&loop->records)));
+           CF_LOG_INT("records", atomic_load(&loop->records)),
+           CF_LOG_INT("aborts", atomic_load(&loop->aborts)),
+           CF_LOG_INT("errors", atomic_load(&loop->errors)));
 out:
     if (st != CF_OK)
         CF_LOG(CF_LOG_ERROR, "kafka_loop_failed", CF_LOG_ERR("status", cf_strerror(st)),
@@ -1064,6 +1129,15 @@ cf_status cf_kafka_loop_set_batch_hooks(struct cf_kafka_loop *loop, cf_kafka_bat
     return CF_OK;
 }
 
+cf_status cf_kafka_loop_set_latency(struct cf_kafka_loop *loop,
+                                    struct cf_metrics_histogram *histogram)
+{
+    if (loop == NULL || loop->ran)
+        return CF_EINVAL;
+    loop->latency = histogram;
+    return CF_OK;
+}
+
 void cf_kafka_loop_stats(const struct cf_kafka_loop *loop, struct cf_kafka_loop_stats *out)
 {
     if (out == NULL)
@@ -1078,6 +1152,7 @@ void cf_kafka_loop_stats(const struct cf_kafka_loop *loop, struct cf_kafka_loop_
     out->outputs = atomic_load(&loop->outputs);
     out->dead_letters = atomic_load(&loop->dead_letters);
     out->aborts = atomic_load(&loop->aborts);
+    out->errors = atomic_load(&loop->errors);
 }
 
 void cf_kafka_loop_free(struct cf_kafka_loop *loop)
@@ -1098,6 +1173,7 @@ void cf_kafka_loop_free(struct cf_kafka_loop *loop)
     cf_kafka_out_free(loop->out);
     free(loop->scratch);
     free(loop->batch);
+    free(loop->polled_us);
     for (size_t i = 0; i < loop->ntopics; i++)
         free(loop->topics[i]);
     free(loop->topics);

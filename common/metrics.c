@@ -429,9 +429,36 @@ cf_status cf_metrics_on_collect(struct cf_metrics *m, cf_metrics_collect_fn fn, 
 
 /* ---- The loop's standard metrics ----------------------------------------------------------- */
 
+/* The loop's counters, in the order they are registered and rendered. */
+enum loop_counter {
+    LOOP_RECORDS_IN,
+    LOOP_RECORDS_OUT,
+    LOOP_DEAD_LETTERS,
+    LOOP_TRANSACTIONS,
+    LOOP_ABORTS,
+    LOOP_ERRORS,
+    LOOP_COUNTERS
+};
+
+static const struct {
+    const char *name;
+    const char *help;
+} loop_counters[LOOP_COUNTERS] = {
+    [LOOP_RECORDS_IN] = {"caseflow_records_in_total",
+                         "Input records committed, dead-lettered ones included."},
+    [LOOP_RECORDS_OUT] = {"caseflow_records_out_total", "Output records committed."},
+    [LOOP_DEAD_LETTERS] = {"caseflow_dead_letters_total", "Records sent to the dead-letter topic."},
+    [LOOP_TRANSACTIONS] = {"caseflow_transactions_total", "Kafka transactions committed."},
+    [LOOP_ABORTS] = {"caseflow_transaction_aborts_total",
+                     "Kafka transactions aborted for a retry."},
+    [LOOP_ERRORS] = {"caseflow_errors_total",
+                     "Errors the loop logged and went on from: retriable handler failures, refused "
+                     "outputs, failed transactional calls, Kafka client errors."},
+};
+
 struct loop_watch {
     const struct cf_kafka_loop *loop;
-    struct cf_metrics_counter *records_in, *records_out, *dead_letters, *transactions, *aborts;
+    struct cf_metrics_counter *counters[LOOP_COUNTERS];
     struct cf_metrics_gauge *assigned, *ready;
 };
 
@@ -440,50 +467,57 @@ static void collect_loop(void *ctx)
     struct loop_watch *w = ctx;
     struct cf_kafka_loop_stats stats;
     cf_kafka_loop_stats(w->loop, &stats);
-    cf_metrics_counter_set(w->records_in, stats.records);
-    cf_metrics_counter_set(w->records_out, stats.outputs);
-    cf_metrics_counter_set(w->dead_letters, stats.dead_letters);
-    cf_metrics_counter_set(w->transactions, stats.transactions);
-    cf_metrics_counter_set(w->aborts, stats.aborts);
+    const uint64_t totals[LOOP_COUNTERS] = {
+        [LOOP_RECORDS_IN] = stats.records,
+        [LOOP_RECORDS_OUT] = stats.outputs,
+        [LOOP_DEAD_LETTERS] = stats.dead_letters,
+        [LOOP_TRANSACTIONS] = stats.transactions,
+        [LOOP_ABORTS] = stats.aborts,
+        [LOOP_ERRORS] = stats.errors,
+    };
+    for (size_t i = 0; i < LOOP_COUNTERS; i++)
+        cf_metrics_counter_set(w->counters[i], totals[i]);
     cf_metrics_set(w->assigned, (double)stats.assigned);
     cf_metrics_set(w->ready, stats.ready ? 1.0 : 0.0);
 }
 
-cf_status cf_metrics_watch_loop(struct cf_metrics *m, const struct cf_kafka_loop *loop,
-                                char *errbuf, size_t errlen)
+/* The loop's gauges and its latency histogram, after its counters. */
+static cf_status register_loop_rest(struct cf_metrics *m, struct loop_watch *w,
+                                    struct cf_metrics_histogram **latency, char *errbuf,
+                                    size_t errlen)
 {
-    struct loop_watch *w = calloc(1, sizeof(*w));
-    cf_status st;
-    if (w == NULL)
-        return cf_fail(errbuf, errlen, CF_ENOMEM, "metrics: out of memory");
-    w->loop = loop;
-    st = cf_metrics_counter_new(m, "caseflow_records_in_total",
-                                "Input records committed, dead-lettered ones included.", NULL, NULL,
-                                &w->records_in, errbuf, errlen);
-    if (st == CF_OK)
-        st = cf_metrics_counter_new(m, "caseflow_records_out_total", "Output records committed.",
-                                    NULL, NULL, &w->records_out, errbuf, errlen);
-    if (st == CF_OK)
-        st = cf_metrics_counter_new(m, "caseflow_dead_letters_total",
-                                    "Records sent to the dead-letter topic.", NULL, NULL,
-                                    &w->dead_letters, errbuf, errlen);
-    if (st == CF_OK)
-        st = cf_metrics_counter_new(m, "caseflow_transactions_total",
-                                    "Kafka transactions committed.", NULL, NULL, &w->transactions,
-                                    errbuf, errlen);
-    if (st == CF_OK)
-        st = cf_metrics_counter_new(m, "caseflow_transaction_aborts_total",
-                                    "Kafka transactions aborted for a retry.", NULL, NULL,
-                                    &w->aborts, errbuf, errlen);
-    if (st == CF_OK)
-        st = cf_metrics_gauge_new(m, "caseflow_partitions_assigned",
-                                  "Input partitions assigned to this replica now.", NULL, NULL,
-                                  &w->assigned, errbuf, errlen);
+    cf_status st = cf_metrics_gauge_new(m, "caseflow_partitions_assigned",
+                                        "Input partitions assigned to this replica now.", NULL,
+                                        NULL, &w->assigned, errbuf, errlen);
     if (st == CF_OK)
         st = cf_metrics_gauge_new(m, "caseflow_ready",
                                   "1 once Kafka transactions are initialised and the consumer "
                                   "subscribed, else 0.",
                                   NULL, NULL, &w->ready, errbuf, errlen);
+    if (st == CF_OK)
+        st = cf_metrics_histogram_new(m, "caseflow_processing_seconds",
+                                      "Per input record committed: seconds from the poll that "
+                                      "handed it to the loop to its transaction's commit.",
+                                      NULL, NULL, NULL, 0, latency, errbuf, errlen);
+    return st;
+}
+
+cf_status cf_metrics_watch_loop(struct cf_metrics *m, struct cf_kafka_loop *loop, char *errbuf,
+                                size_t errlen)
+{
+    struct loop_watch *w = calloc(1, sizeof(*w));
+    struct cf_metrics_histogram *latency = NULL;
+    cf_status st = CF_OK;
+    if (w == NULL)
+        return cf_fail(errbuf, errlen, CF_ENOMEM, "metrics: out of memory");
+    w->loop = loop;
+    for (size_t i = 0; st == CF_OK && i < LOOP_COUNTERS; i++)
+        st = cf_metrics_counter_new(m, loop_counters[i].name, loop_counters[i].help, NULL, NULL,
+                                    &w->counters[i], errbuf, errlen);
+    if (st == CF_OK)
+        st = register_loop_rest(m, w, &latency, errbuf, errlen);
+    if (st == CF_OK && loop != NULL && cf_kafka_loop_set_latency(loop, latency) != CF_OK)
+        st = cf_fail(errbuf, errlen, CF_EINVAL, "metrics: the loop has already run");
     if (st == CF_OK)
         st = cf_metrics_on_collect(m, collect_loop, w, free, errbuf, errlen);
     if (st != CF_OK)

@@ -105,19 +105,26 @@ cf_status cf_metrics_on_collect(struct cf_metrics *m, cf_metrics_collect_fn fn, 
 
 /* Registers the standard metrics of a service's transactional loop and a collector that fills
  * them from cf_kafka_loop_stats(loop) at each scrape:
- *   caseflow_records_in_total           counter  input records committed (dead letters too)
- *   caseflow_records_out_total          counter  output records committed
- *   caseflow_dead_letters_total         counter  records sent to the dead-letter topic
- *   caseflow_transactions_total         counter  transactions committed
- *   caseflow_transaction_aborts_total   counter  transactions aborted for a retry
- *   caseflow_partitions_assigned        gauge    partitions assigned now
- *   caseflow_ready                      gauge    1 once transactions are initialised and the
- *                                                consumer subscribed, else 0
- * loop is borrowed and must outlive the registry (free the loop after the registry, or stop the
- * ops server first); NULL reports zeros. One call per registry (a second is CF_EINVAL, the
- * names being taken). */
-cf_status cf_metrics_watch_loop(struct cf_metrics *m, const struct cf_kafka_loop *loop,
-                                char *errbuf, size_t errlen);
+ *   caseflow_records_in_total           counter    input records committed (dead letters too)
+ *   caseflow_records_out_total          counter    output records committed
+ *   caseflow_dead_letters_total         counter    records sent to the dead-letter topic
+ *   caseflow_transactions_total         counter    transactions committed
+ *   caseflow_transaction_aborts_total   counter    transactions aborted for a retry
+ *   caseflow_errors_total               counter    errors the loop logged and went on from
+ *                                                  (cf_kafka_loop_stats lists them)
+ *   caseflow_partitions_assigned        gauge      partitions assigned now
+ *   caseflow_ready                      gauge      1 once transactions are initialised and the
+ *                                                  consumer subscribed, else 0
+ *   caseflow_processing_seconds         histogram  per input record committed, from its poll
+ *                                                  to its transaction's commit
+ *                                                  (CF_METRICS_LATENCY_BUCKETS)
+ * and hands the histogram to the loop (cf_kafka_loop_set_latency), which observes it itself:
+ * call this before cf_kafka_loop_run. loop is borrowed and must outlive the registry (free the
+ * loop after the registry, or stop the ops server first); NULL reports zeros. One call per
+ * registry (a second is CF_EINVAL, the names being taken); CF_EINVAL too for a loop already
+ * run. */
+cf_status cf_metrics_watch_loop(struct cf_metrics *m, struct cf_kafka_loop *loop, char *errbuf,
+                                size_t errlen);
 
 /* ---- Updates (any thread, lock-free; every handle may be NULL, which does nothing) -------- */
 
@@ -135,6 +142,9 @@ void cf_metrics_set(struct cf_metrics_gauge *gauge, double value);
 void cf_metrics_observe(struct cf_metrics_histogram *histogram, double seconds);
 
 /* ---- Reading ------------------------------------------------------------------------------ */
+
+/* The Content-Type of an answer carrying cf_metrics_render's text. */
+#define CF_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* Runs the collectors, then writes every metric in the Prometheus text format 0.0.4:
  *   # HELP <name> <help, with \ and newline escaped>

@@ -84,6 +84,26 @@ int cf_service_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop
     return 0;
 }
 
+cf_status cf_service_metrics(const char *service, struct cf_kafka_loop *loop,
+                             cf_service_register_metrics register_metrics, void *ctx,
+                             struct cf_metrics **out, char *errbuf, size_t errlen)
+{
+    struct cf_metrics *metrics = NULL;
+    cf_status st = cf_metrics_new(service, &metrics);
+    *out = NULL;
+    if (st != CF_OK)
+        return cf_fail(errbuf, errlen, st, "metrics: %s", cf_strerror(st));
+    st = cf_metrics_watch_loop(metrics, loop, errbuf, errlen);
+    if (st == CF_OK && register_metrics != NULL)
+        st = register_metrics(metrics, ctx, errbuf, errlen);
+    if (st != CF_OK) {
+        cf_metrics_free(metrics);
+        return st;
+    }
+    *out = metrics;
+    return CF_OK;
+}
+
 int cf_service_serve(const struct cf_service *svc, const struct cf_service_loop_spec *spec,
                      const struct cf_log_field *started, const volatile sig_atomic_t *stop)
 {
@@ -105,12 +125,9 @@ int cf_service_serve(const struct cf_service *svc, const struct cf_service_loop_
         st = cf_kafka_loop_set_timer_done(loop, spec->timer_done);
     if (st == CF_OK && spec->batch_end != NULL)
         st = cf_kafka_loop_set_batch_hooks(loop, spec->batch_begin, spec->batch_end, spec->ctx);
-    if (st == CF_OK && (st = cf_metrics_new(spec->service, &metrics)) != CF_OK)
-        (void)cf_fail(err, sizeof(err), st, "metrics: %s", cf_strerror(st));
     if (st == CF_OK)
-        st = cf_metrics_watch_loop(metrics, loop, err, sizeof(err));
-    if (st == CF_OK && spec->register_metrics != NULL)
-        st = spec->register_metrics(metrics, spec->ctx, err, sizeof(err));
+        st = cf_service_metrics(spec->service, loop, spec->register_metrics, spec->ctx, &metrics,
+                                err, sizeof(err));
     if (st == CF_OK) {
         const struct cf_http_readiness readiness = {loop, svc->redis != NULL, spec->ready_topic};
         st = cf_http_ops_start(svc->config, port_key, bind_key, metrics, &readiness, &ops, err,

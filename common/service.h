@@ -46,6 +46,19 @@ cf_status cf_service_start(const char *service, const struct cf_config_entry *ta
  * "loop_failed" with the reason and returns 1. */
 int cf_service_run(struct cf_kafka_loop *loop, const volatile sig_atomic_t *stop);
 
+/* Registers a service's own metrics besides the loop's; ctx is the service's. */
+typedef cf_status (*cf_service_register_metrics)(struct cf_metrics *metrics, void *ctx,
+                                                 char *errbuf, size_t errlen);
+
+/* Makes the metrics registry of service: the loop's standard metrics (cf_metrics_watch_loop,
+ * which must come before cf_kafka_loop_run) and then, if register_metrics is not NULL, the
+ * service's own, registered with ctx. On CF_OK *out is the caller's, freed with
+ * cf_metrics_free after the ops endpoint that renders it has stopped; on failure *out is NULL
+ * and errbuf says why. */
+cf_status cf_service_metrics(const char *service, struct cf_kafka_loop *loop,
+                             cf_service_register_metrics register_metrics, void *ctx,
+                             struct cf_metrics **out, char *errbuf, size_t errlen);
+
 /* What a service's running loop is made of, for cf_service_serve. */
 struct cf_service_loop_spec {
     const char *service; /* "assignment": the loop's and the metrics' name */
@@ -67,8 +80,7 @@ struct cf_service_loop_spec {
     const char *ops_prefix;
     const char *ready_topic;
     /* Registers the service's own metrics besides the loop's; NULL: none. */
-    cf_status (*register_metrics)(struct cf_metrics *metrics, void *ctx, char *errbuf,
-                                  size_t errlen);
+    cf_service_register_metrics register_metrics;
 };
 
 /* Makes the transactional loop of spec with its timer, its metrics and the ops endpoint, logs

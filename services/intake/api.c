@@ -6,9 +6,11 @@
  * client and serde, the Redis connection and pipeline, every struct request and struct post.
  * avro-c and hiredis objects are not thread-safe, and with one owner no lock is needed.
  * intake_http_start builds them on the caller's thread before the server thread exists, and
- * intake_http_stop frees them after joining it. Between the two, only two things cross
- * threads: the stop flag (atomic, set by intake_http_stop) and the wake pipe, which
- * intake_http_stop and librdkafka's own threads (a delivery report is waiting) write to.
+ * intake_http_stop frees them after joining it. Between the two, only three things cross
+ * threads: the stop flag (atomic, set by intake_http_stop), the wake pipe, which
+ * intake_http_stop and librdkafka's own threads (a delivery report is waiting) write to, and
+ * the metrics registry, which the loop thread updates and GET /metrics renders (metrics.h:
+ * atomic values, a mutex of its own for rendering).
  *
  * A POST is never waited for on the server thread: once its body is checked and encoded, its
  * connection is suspended and a struct post carries it through three steps, each done for
@@ -93,6 +95,7 @@ struct post_list {
 struct intake_http {
     const struct cf_config *config;              /* borrowed */
     const struct intake_journey_scripts *stages; /* borrowed; read-only scripts */
+    struct cf_metrics *metrics; /* borrowed; rendering is safe beside the loop's updates */
     struct MHD_Daemon *daemon;
     int epoll_fd; /* libmicrohttpd's, polled by the server thread */
     pthread_t thread;
@@ -121,10 +124,12 @@ struct intake_http {
     struct post_list orphans; /* answered 503 on timeout, waiting for the late report */
 };
 
-/* An answer: status, JSON body (malloc'd), and the extra headers it needs. */
+/* An answer: status, body (malloc'd; JSON unless content_type says otherwise), and the extra
+ * headers it needs. */
 struct answer {
     unsigned status;
     char *body;
+    const char *content_type; /* static; NULL: application/json */
     const char *allow; /* static, or NULL */
     bool retry_after;
 };
@@ -225,6 +230,8 @@ enum intake_http_route intake_http_route_of(const char *url, char id[CF_UUID_LEN
         return INTAKE_HTTP_ROUTE_HEALTHZ;
     if (strcmp(url, "/readyz") == 0)
         return INTAKE_HTTP_ROUTE_READYZ;
+    if (strcmp(url, "/metrics") == 0)
+        return INTAKE_HTTP_ROUTE_METRICS;
     if (strcmp(url, INQUIRIES_PATH) == 0)
         return INTAKE_HTTP_ROUTE_INQUIRIES;
     size_t n = sizeof(INQUIRIES_PATH) - 1;
@@ -366,6 +373,17 @@ static void answer_json(struct answer *a, unsigned status, json_t *obj)
     a->status = status;
     a->body = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
+}
+
+/* GET /metrics: the registry in Prometheus's text format; a failed rendering leaves the body
+ * NULL, sent as a 500. */
+static void answer_metrics(struct intake_http *h, struct answer *a)
+{
+    cf_status st = cf_metrics_render(h->metrics, &a->body, NULL);
+    if (st != CF_OK)
+        CF_LOG(CF_LOG_WARN, "http_metrics_failed", CF_LOG_ERR("reason", cf_strerror(st)));
+    a->status = MHD_HTTP_OK;
+    a->content_type = CF_METRICS_CONTENT_TYPE;
 }
 
 /* ---- Readiness --------------------------------------------------------------------------- */
@@ -954,6 +972,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, struct answer *a
         a->retry_after = false;
     }
     const char *text = a->body != NULL ? a->body : fallback;
+    const char *type = a->body != NULL && a->content_type != NULL ? a->content_type
+                                                                  : "application/json";
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     free(a->body);
@@ -963,7 +983,7 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, struct answer *a
     char retry[16];
     (void)snprintf(retry, sizeof(retry), "%d", INTAKE_HTTP_RETRY_AFTER_SECONDS);
     enum MHD_Result ok =
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (ok == MHD_YES)
         ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (ok == MHD_YES && a->allow != NULL)
@@ -992,6 +1012,8 @@ static enum MHD_Result first_call(struct intake_http *h, struct MHD_Connection *
     enum intake_http_route route = intake_http_route_of(url, id);
     bool get = method_is(method, MHD_HTTP_METHOD_GET) || method_is(method, MHD_HTTP_METHOD_HEAD);
 
+    if (route == INTAKE_HTTP_ROUTE_METRICS && h->metrics == NULL)
+        route = INTAKE_HTTP_ROUTE_NONE;
     if (route == INTAKE_HTTP_ROUTE_NONE) {
         answer_error(&a, MHD_HTTP_NOT_FOUND, "$", "NOT_FOUND", "no such resource");
     } else if (route == INTAKE_HTTP_ROUTE_INQUIRIES ? !method_is(method, MHD_HTTP_METHOD_POST)
@@ -1009,6 +1031,8 @@ static enum MHD_Result first_call(struct intake_http *h, struct MHD_Connection *
         } else {
             answer_unavailable(&a, "not ready");
         }
+    } else if (route == INTAKE_HTTP_ROUTE_METRICS) {
+        answer_metrics(h, &a);
     } else if (route == INTAKE_HTTP_ROUTE_INQUIRY) {
         handle_status(h, id, &a);
     } else {
@@ -1208,8 +1232,8 @@ static int wake_pipe(int fds[2])
 }
 
 cf_status intake_http_start(const struct cf_config *config,
-                            const struct intake_journey_scripts *stages, struct intake_http **out,
-                            char *errbuf, size_t errlen)
+                            const struct intake_journey_scripts *stages, struct cf_metrics *metrics,
+                            struct intake_http **out, char *errbuf, size_t errlen)
 {
     struct intake_http *h = NULL;
     cf_status st;
@@ -1251,6 +1275,7 @@ cf_status intake_http_start(const struct cf_config *config,
     atomic_init(&h->stop, false);
     h->config = config;
     h->stages = stages;
+    h->metrics = metrics;
     h->max_body = (size_t)cf_config_int(config, "CASEFLOW_INTAKE_HTTP_MAX_BODY");
     h->produce_timeout_ms = (int)cf_config_int(config, "CASEFLOW_INTAKE_HTTP_PRODUCE_TIMEOUT_MS");
     unsigned max_conn = (unsigned)cf_config_int(config, "CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS");

@@ -1,6 +1,7 @@
 /* api.h — intake's HTTP endpoint (DESIGN.md §1 step 1, §4): POST /v1/inquiries turns a JSON
  * inquiry into one InquirySubmitted on caseflow.inquiry.submitted, GET /v1/inquiries/{id}
- * answers the stage of an inquiry this service accepted, /healthz and /readyz answer probes.
+ * answers the stage of an inquiry this service accepted, /healthz and /readyz answer probes,
+ * /metrics the scraper (the service's registry, as common/http.h serves the other services').
  *
  * The server is libmicrohttpd driven by one thread of ours (external polling, epoll).
  * Everything a request touches (its own idempotent producer, registry, serde and Redis
@@ -21,6 +22,7 @@
 
 #include "config.h"
 #include "journey.h"
+#include "metrics.h"
 #include "status.h"
 #include "uuid.h"
 
@@ -44,8 +46,8 @@
 /* clang-format off */
 #define INTAKE_HTTP_CONFIG_ENTRIES                                                               \
     {"CASEFLOW_INTAKE_HTTP_PORT", CF_CONFIG_INT, "18080", 0, 65535,                              \
-     "TCP port of POST /v1/inquiries, GET /v1/inquiries/{id}, /healthz and /readyz; 0 turns "    \
-     "the HTTP endpoint off"},                                                                   \
+     "TCP port of POST /v1/inquiries, GET /v1/inquiries/{id}, /healthz, /readyz and /metrics; "  \
+     "0 turns the HTTP endpoint off"},                                                           \
     {"CASEFLOW_INTAKE_HTTP_BIND", CF_CONFIG_STRING, "127.0.0.1", 2, 64,                          \
      "IPv4 or IPv6 address the HTTP endpoint listens on (loopback: put a TLS proxy in front)"},  \
     {"CASEFLOW_INTAKE_HTTP_MAX_BODY", CF_CONFIG_INT, "262144", 1024, 1048576,                    \
@@ -71,6 +73,7 @@ enum intake_http_route {
     INTAKE_HTTP_ROUTE_INQUIRY,   /* /v1/inquiries/{id}; id is not checked here */
     INTAKE_HTTP_ROUTE_HEALTHZ,   /* /healthz */
     INTAKE_HTTP_ROUTE_READYZ,    /* /readyz */
+    INTAKE_HTTP_ROUTE_METRICS,   /* /metrics */
 };
 
 /* The route of url (the path, without query string). For INTAKE_HTTP_ROUTE_INQUIRY, id gets the
@@ -117,15 +120,16 @@ struct intake_http;
  * Redis connection, checks once that Redis, the registry and the broker answer (the /readyz
  * state; if one does not, /readyz says 503 and checks again at most every 2 s), then listens
  * on CASEFLOW_INTAKE_HTTP_BIND:PORT (at most CASEFLOW_INTAKE_HTTP_MAX_CONNECTIONS connections)
- * and starts the server thread. config and stages (the scripts GET reads stages with) are
- * borrowed and must outlive the server; config must
+ * and starts the server thread. config, stages (the scripts GET reads stages with) and metrics
+ * (rendered by GET /metrics on the server thread; NULL: /metrics answers 404) are borrowed and
+ * must outlive the server; config must
  * hold the common, Kafka and Redis entries and INTAKE_HTTP_CONFIG_ENTRIES. CF_EIO when the
  * address cannot be bound, CF_ECONFIG for a bad bind address, CF_ENOMEM; errbuf says why.
  * Redis or Kafka being down at start is not an error here (the endpoint answers 503).
  * On CF_OK *out is the caller's, stopped and freed with intake_http_stop. */
 cf_status intake_http_start(const struct cf_config *config,
-                            const struct intake_journey_scripts *stages, struct intake_http **out,
-                            char *errbuf, size_t errlen);
+                            const struct intake_journey_scripts *stages, struct cf_metrics *metrics,
+                            struct intake_http **out, char *errbuf, size_t errlen);
 
 /* Stops the server: POSTs in progress are finished (each within the produce timeout; new
  * POSTs meanwhile are answered 503), then the server thread ends, every connection is closed

@@ -12,6 +12,7 @@
 #include "avro_convert.h"
 #include "cloudevents.h"
 #include "log.h"
+#include "metrics.h"
 #include "normalize.h"
 
 /* Longest message intake hashes: two texts of INTAKE_TEXT_MAX and a few separators. */
@@ -413,6 +414,7 @@ static cf_status handle_submitted(struct intake *intake, const struct cf_kafka_r
         goto out;
     if (fold.duplicate) {
         /* Folded: the case exists and its CaseOpened went out with the first inquiry. */
+        cf_metrics_add(intake->outcomes[INTAKE_OUTCOME_FOLDED], 1);
         CF_LOG(CF_LOG_INFO, "inquiry_folded", CF_LOG_ID("case_id", fold.case_id),
                CF_LOG_ID("inquiry_id", inquiry_id), CF_LOG_ID("causation_id", cause));
         goto out;
@@ -427,13 +429,27 @@ static cf_status handle_submitted(struct intake *intake, const struct cf_kafka_r
                             INTAKE_CASE_OPENED_TYPE, fold.case_id, opened, out, errbuf, errlen);
     if (st != CF_OK)
         goto out;
+    cf_metrics_add(intake->outcomes[INTAKE_OUTCOME_OPENED], 1);
     CF_LOG(CF_LOG_INFO, "case_opened", CF_LOG_ID("case_id", fold.case_id),
            CF_LOG_ID("inquiry_id", inquiry_id), CF_LOG_ID("event_id", event_id),
            CF_LOG_ID("causation_id", cause));
 out:
+    /* A status the loop dead-letters refuses the inquiry; a retriable one decides nothing. */
+    if (cf_kafka_status_action(st) == CF_KAFKA_DEAD_LETTER)
+        cf_metrics_add(intake->outcomes[INTAKE_OUTCOME_REFUSED], 1);
     json_decref(opened);
     json_decref(submitted);
     return st;
+}
+
+const char *intake_outcome_name(enum intake_outcome outcome)
+{
+    static const char *const names[INTAKE_OUTCOMES] = {
+        [INTAKE_OUTCOME_OPENED] = "opened",
+        [INTAKE_OUTCOME_FOLDED] = "folded",
+        [INTAKE_OUTCOME_REFUSED] = "refused",
+    };
+    return (unsigned)outcome < INTAKE_OUTCOMES ? names[outcome] : "unknown";
 }
 
 cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,

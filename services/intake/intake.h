@@ -130,6 +130,21 @@ struct intake_case_params {
 cf_status intake_build_case_opened(const json_t *submitted, const struct intake_case_params *p,
                                    json_t **out, char *errbuf, size_t errlen);
 
+/* What intake_handle decided for one InquirySubmitted: the values of the outcome label of
+ * caseflow_intake_outcomes_total. */
+enum intake_outcome {
+    INTAKE_OUTCOME_OPENED,  /* a new case: one CaseOpened queued */
+    INTAKE_OUTCOME_FOLDED,  /* a duplicate of a claimed inquiry: folded into its case, nothing
+                             * queued */
+    INTAKE_OUTCOME_REFUSED, /* undecodable or invalid (a status the loop dead-letters) */
+    INTAKE_OUTCOMES
+};
+
+/* "opened", "folded", "refused"; "unknown" for anything else. Pure. */
+const char *intake_outcome_name(enum intake_outcome outcome);
+
+struct cf_metrics_counter;
+
 /* The handler's context; every pointer is borrowed and outlives the loop. */
 struct intake {
     struct cf_serde *serde;
@@ -139,13 +154,17 @@ struct intake {
     const char *producer;
     const struct intake_journey_scripts *stages;
     const struct cf_redis_script *fold; /* intake_fold_script_new */
+    /* Counted when decided, so a retried batch decides (and counts) again; NULL: not
+     * counted. */
+    struct cf_metrics_counter *outcomes[INTAKE_OUTCOMES];
 };
 
 /* cf_kafka_handler of intake's loop (ctx is a struct intake). For caseflow.inquiry.submitted:
  * decode (CF_EDECODE and the serde's other errors pass through), normalise (CF_EINVAL naming
  * the first rejected field), fold (Redis errors pass through, so the batch is retried), link
  * the inquiry to its case (journey.h), and for a new case queue one CaseOpened keyed by case_id
- * with CloudEvents headers; a duplicate queues nothing. For the INTAKE_STAGE_TOPICS:
+ * with CloudEvents headers; a duplicate queues nothing. Each decision adds 1 to its counter in
+ * intake->outcomes (a retriable failure decides nothing). For the INTAKE_STAGE_TOPICS:
  * intake_journey_handle. */
 cf_status intake_handle(void *ctx, const struct cf_kafka_record *in, struct cf_kafka_out *out,
                         char *errbuf, size_t errlen);

@@ -3,7 +3,8 @@
  * one thread, the endpoint serves from its own, and the test reads it with libcurl.
  *   - before the loop runs /readyz names "kafka" and "consumer" only (Redis answers PING, the
  *     registry knows the topic's subject); once the loop has its partitions it answers 200, and
- *     /metrics shows caseflow_ready 1, the partitions, and the records the loop committed;
+ *     /metrics shows caseflow_ready 1, the partitions, the records the loop committed, each
+ *     of them once in the caseflow_processing_seconds histogram, and caseflow_errors_total;
  *   - a subject the registry does not know makes "registry" fail, and the answer is cached:
  *     registering it shows only after CF_HTTP_READY_CACHE_MS;
  *   - a Redis port where nothing listens makes "redis" fail. */
@@ -161,6 +162,35 @@ static cf_status echo(void *ctx, const struct cf_kafka_record *in, struct cf_kaf
     return cf_kafka_out_add(out, ctx, in->key, in->key_len, in->value, in->value_len, NULL, 0);
 }
 
+/* caseflow_processing_seconds has every bucket of CF_METRICS_LATENCY_BUCKETS and +Inf, each
+ * cumulative count at most the next, and counts exactly the records the loop committed. */
+static void assert_latency_histogram(const char *body, const char *service, double records)
+{
+    static const char *const les[] = {"0.001", "0.0025", "0.005", "0.01", "0.025",
+                                      "0.05",  "0.1",    "0.25",  "0.5",  "1",
+                                      "2.5",   "5",      "10",    "+Inf"};
+    char name[256];
+    double previous = 0;
+    for (size_t i = 0; i < sizeof(les) / sizeof(les[0]); i++) {
+        (void)snprintf(name, sizeof(name),
+                       "caseflow_processing_seconds_bucket{service=\"%s\",le=\"%s\"}", service,
+                       les[i]);
+        double v = cf_test_metric(body, name);
+        if (v < previous)
+            fail_msg("%s is %g, under the bucket before (%g):\n%s", name, v, previous, body);
+        previous = v;
+    }
+    assert_true(previous == records); /* le="+Inf" */
+    (void)snprintf(name, sizeof(name), "caseflow_records_in_total{service=\"%s\"}", service);
+    assert_true(cf_test_metric(body, name) == records);
+    (void)snprintf(name, sizeof(name), "caseflow_processing_seconds_count{service=\"%s\"}",
+                   service);
+    assert_true(cf_test_metric(body, name) == records);
+    (void)snprintf(name, sizeof(name), "caseflow_processing_seconds_sum{service=\"%s\"}",
+                   service);
+    assert_true(cf_test_metric(body, name) > 0);
+}
+
 static void test_ready_once_the_loop_has_partitions(void **state)
 {
     (void)state;
@@ -231,6 +261,10 @@ static void test_ready_once_the_loop_has_partitions(void **state)
     assert_non_null(strstr(r.body, want));
     (void)snprintf(want, sizeof(want), "caseflow_transactions_total{service=\"%s\"} 0\n", service);
     assert_null(strstr(r.body, want)); /* at least one */
+    assert_latency_histogram(r.body, service, 3);
+    /* Present; its value depends on the shared broker (a lost connection counts). */
+    (void)snprintf(want, sizeof(want), "caseflow_errors_total{service=\"%s\"} ", service);
+    assert_non_null(strstr(r.body, want));
 
     /* Shutdown in a service's order: the loop, then the endpoint, then what it borrowed. */
     t.stop = 1;

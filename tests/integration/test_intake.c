@@ -1,7 +1,8 @@
 /* test_intake.c — caseflow-intake against the real stack (deploy/stack up): an inquiry
  * submitted with caseflowctl opens exactly one case on caseflow.case.opened, normalised and
  * correlated; the same idempotency key again opens none; a garbage record and an invalid
- * inquiry are dead-lettered while the service keeps going; SIGTERM stops it with status 0.
+ * inquiry are dead-lettered while the service keeps going; /metrics counts those outcomes and
+ * times the records; SIGTERM stops it with status 0.
  *
  * Other runs (and other tests) write to the same topics, and the consumer group is intake's
  * own, so the test only looks at records carrying its own fresh ids; each run has its own
@@ -27,6 +28,7 @@
 #include "avro_serde.h"
 #include "child.h"
 #include "config.h"
+#include "http_client.h"
 #include "kafka.h"
 #include "registry.h"
 #include "test_env.h"
@@ -211,6 +213,41 @@ static int teardown(void **state)
     return 0;
 }
 
+/* intake's /metrics: at least this run's outcomes (two of each; earlier runs' records left in
+ * the group's backlog count too), the loop's metrics with every input timed, nothing personal. */
+static void check_metrics(int port)
+{
+    static const char *const outcomes[] = {"opened", "folded", "refused"};
+    char url[64], series[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    struct cf_test_reply r = cf_test_http("GET", url, NULL, NULL, 0, 10000);
+    if (r.status != 200)
+        fail_msg("GET /metrics: %ld", r.status);
+    assert_non_null(strstr(r.content_type, "text/plain; version=0.0.4"));
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+        snprintf(series, sizeof(series),
+                 "caseflow_intake_outcomes_total{service=\"intake\",outcome=\"%s\"}",
+                 outcomes[i]);
+        if (cf_test_metric(r.body, series) < 2)
+            fail_msg("%s under 2:\n%s", series, r.body);
+    }
+    double records = cf_test_metric(r.body, "caseflow_records_in_total{service=\"intake\"}");
+    double timed =
+        cf_test_metric(r.body, "caseflow_processing_seconds_count{service=\"intake\"}");
+    assert_true(records >= 6);
+    /* Timed before counted: a commit between the scrape's two reads shows in the histogram
+     * first. */
+    assert_true(timed >= records);
+    assert_true(cf_test_metric(r.body, "caseflow_processing_seconds_bucket{service=\"intake\","
+                                       "le=\"+Inf\"}") == timed);
+    assert_true(cf_test_metric(r.body, "caseflow_processing_seconds_bucket{service=\"intake\","
+                                       "le=\"0.001\"}") >= 0);
+    assert_true(cf_test_metric(r.body, "caseflow_errors_total{service=\"intake\"}") >= 0);
+    assert_null(strstr(r.body, "alex."));
+    assert_null(strstr(r.body, "+1555"));
+    cf_test_reply_free(&r);
+}
+
 static void test_intake_end_to_end(void **state)
 {
     (void)state;
@@ -229,8 +266,10 @@ static void test_intake_end_to_end(void **state)
              "CASEFLOW_INTAKE_IDENTITY_SECRET=test-intake-secret-%s-0123456789abcdef", run_id);
     snprintf(env[2], sizeof(env[2]), "CASEFLOW_LOG_LEVEL=info");
     snprintf(env[3], sizeof(env[3]), "CASEFLOW_BATCH_MAX_MS=50");
-    /* The Kafka path only: no HTTP port to clash with another intake on this machine. */
-    snprintf(env[4], sizeof(env[4]), "CASEFLOW_INTAKE_HTTP_PORT=0");
+    /* A free port, so as not to clash with another intake on this machine: /metrics is read
+     * there. */
+    int port = cf_test_free_port();
+    snprintf(env[4], sizeof(env[4]), "CASEFLOW_INTAKE_HTTP_PORT=%d", port);
     size_t ne = 5;
     intake_pid = cf_test_spawn_service(INTAKE, env, ne, log_path);
 
@@ -359,7 +398,10 @@ static void test_intake_end_to_end(void **state)
     assert_null(strstr(log, "no-at-sign"));
     free(log);
 
-    /* 7. SIGTERM: finish, commit, exit 0. */
+    /* 7. What /metrics counted meanwhile. */
+    check_metrics(port);
+
+    /* 8. SIGTERM: finish, commit, exit 0. */
     int status = cf_test_stop_child(&intake_pid, STOP_TIMEOUT_MS);
     assert_int_equal(status, 0);
     log = cf_test_slurp(log_path);

@@ -286,6 +286,28 @@ static void wait_log(const struct scenario *s, const char *instance, const char 
     fail_msg("%s: no %s after %d ms", path, text, timeout_ms);
 }
 
+/* The number after "<key>": in the first line of instance's log that holds event (a JSON
+ * fragment such as "\"event\":\"kafka_loop_stopping\""); fails if there is none. */
+static long long log_number(const struct scenario *s, const char *instance, const char *event,
+                            const char *key)
+{
+    char path[600], field[64], line[4096];
+    long long value = -1;
+    log_path(s, instance, path, sizeof(path));
+    snprintf(field, sizeof(field), "\"%s\":", key);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (value < 0 && fgets(line, sizeof(line), f) != NULL) {
+        const char *at = strstr(line, event) != NULL ? strstr(line, field) : NULL;
+        if (at != NULL)
+            value = strtoll(at + strlen(field), NULL, 10);
+    }
+    fclose(f);
+    if (value < 0)
+        fail_msg("%s: no %s with %s", path, event, field);
+    return value;
+}
+
 /* ---- Reading the results ----------------------------------------------------------------- */
 
 /* Reads topic from the start without a group until at least expect records came and then
@@ -524,7 +546,8 @@ static void check_dead_letter(const struct scenario *s, const struct cf_kafka_re
  * cannot decode (POISON) and one whose output is larger than Kafka takes (BIG, dead-lettered
  * before any output of it is produced, so the transaction goes on). A record whose handler fails with a
  * retriable error (FLAKY, twice) is retried, not dead-lettered, and output once; so is a batch
- * whose batch-end hook fails (ENDFAIL, twice): the aborted attempts' outputs never show. */
+ * whose batch-end hook fails (ENDFAIL, twice): the aborted attempts' outputs never show. The
+ * loop's stop line counts those aborts, and at least as many errors. */
 static void test_poison_goes_to_dlq(void **state)
 {
     (void)state;
@@ -544,6 +567,14 @@ static void test_poison_goes_to_dlq(void **state)
     assert_int_equal(wait_exit(pid, 20000), 0);
     wait_log(&s, "i1", "\"event\":\"batch_retry_scheduled\"", 1000);
     wait_log(&s, "i1", "\"event\":\"batch_end_failed\"", 1000);
+    /* FLAKY's two handler failures and ENDFAIL's two hook failures each aborted a batch and
+     * count as errors (dead letters do not); the shared broker may add Kafka errors. */
+    const char *stopping = "\"event\":\"kafka_loop_stopping\"";
+    long long aborts = log_number(&s, "i1", stopping, "aborts");
+    long long errors = log_number(&s, "i1", stopping, "errors");
+    fprintf(stderr, "aborts %lld, errors %lld\n", aborts, errors);
+    assert_true(aborts >= 4);
+    assert_true(errors >= aborts);
 
     int total = read_topic(s.output, false, N - 2, counts, N, 30000);
     assert_exactly_once_but(counts, N, dead, 2);

@@ -100,6 +100,15 @@ void cf_test_reply_free(struct cf_test_reply *r)
     r->len = 0;
 }
 
+double cf_test_metric(const char *body, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = strstr(body, series); p != NULL; p = strstr(p + 1, series))
+        if ((p == body || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
 int cf_test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -33,4 +33,8 @@ void cf_test_reply_free(struct cf_test_reply *r);
 /* A loopback TCP port nothing listens on right now (bound, read, closed). */
 int cf_test_free_port(void);
 
+/* The value of the sample of series (a metric name with its labels as rendered, e.g.
+ * "caseflow_ready{service=\"intake\"}") in a /metrics body, or -1 when there is none. */
+double cf_test_metric(const char *body, const char *series);
+
 #endif

@@ -1,5 +1,6 @@
 /* test_intake_case.c — intake's pure steps without servers: the CaseOpened record built from a
- * sample inquiry, and the keyed identity hashes (stable, per condition, no personal data). */
+ * sample inquiry, the keyed identity hashes (stable, per condition, no personal data), and the
+ * outcome counters (label values a metric takes; a refused inquiry counted as refused). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <jansson.h>
 
 #include "intake.h"
+#include "metrics.h"
 #include "normalize.h"
 
 #define SAMPLE CF_TESTS_DIR "/../deploy/samples/inquiry-en-cirrhosis.json"
@@ -229,11 +231,46 @@ static void test_identity_hashes(void **state)
     json_decref(submitted);
 }
 
+static void test_outcomes(void **state)
+{
+    (void)state;
+    struct cf_metrics *m = NULL;
+    struct intake intake = {0};
+    struct cf_kafka_out *out = NULL;
+    char err[256] = "";
+    assert_int_equal(cf_metrics_new("intake", &m), CF_OK);
+    for (int o = 0; o < INTAKE_OUTCOMES; o++) {
+        const char *name = intake_outcome_name((enum intake_outcome)o);
+        assert_true(cf_metrics_label_value_ok(name));
+        assert_string_not_equal(name, "unknown");
+        assert_int_equal(cf_metrics_counter_new(m, "caseflow_intake_outcomes_total", "Outcomes.",
+                                                "outcome", name, &intake.outcomes[o], err,
+                                                sizeof(err)),
+                         CF_OK);
+    }
+    assert_string_equal(intake_outcome_name(INTAKE_OUTCOME_OPENED), "opened");
+    assert_string_equal(intake_outcome_name(INTAKE_OUTCOME_FOLDED), "folded");
+    assert_string_equal(intake_outcome_name(INTAKE_OUTCOME_REFUSED), "refused");
+    assert_string_equal(intake_outcome_name(INTAKE_OUTCOMES), "unknown");
+
+    /* A null value is refused before anything else is touched (no serde, no Redis here). */
+    const struct cf_kafka_record in = {INTAKE_INPUT_TOPIC, 0, 7, "k", 1, NULL, 0, NULL, 0, -1};
+    assert_int_equal(cf_kafka_out_new(&out), CF_OK);
+    assert_int_equal(intake_handle(&intake, &in, out, err, sizeof(err)), CF_EDECODE);
+    assert_int_equal(cf_metrics_counter_value(intake.outcomes[INTAKE_OUTCOME_REFUSED]), 1);
+    assert_int_equal(cf_metrics_counter_value(intake.outcomes[INTAKE_OUTCOME_OPENED]), 0);
+    assert_int_equal(cf_metrics_counter_value(intake.outcomes[INTAKE_OUTCOME_FOLDED]), 0);
+    assert_int_equal(cf_kafka_out_count(out), 0);
+    cf_kafka_out_free(out);
+    cf_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_case_opened),
         cmocka_unit_test(test_identity_hashes),
+        cmocka_unit_test(test_outcomes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

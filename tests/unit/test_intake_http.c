@@ -41,6 +41,8 @@ static void test_routes(void **state)
     char id[CF_UUID_LEN + 1];
     assert_int_equal(intake_http_route_of("/healthz", id), INTAKE_HTTP_ROUTE_HEALTHZ);
     assert_int_equal(intake_http_route_of("/readyz", id), INTAKE_HTTP_ROUTE_READYZ);
+    assert_int_equal(intake_http_route_of("/metrics", id), INTAKE_HTTP_ROUTE_METRICS);
+    assert_int_equal(intake_http_route_of("/metrics/", id), INTAKE_HTTP_ROUTE_NONE);
     assert_int_equal(intake_http_route_of("/v1/inquiries", id), INTAKE_HTTP_ROUTE_INQUIRIES);
     assert_int_equal(intake_http_route_of("/v1/inquiries/70CA9B5A-5285-48f5-aed5-5a45ceea230a", id),
                      INTAKE_HTTP_ROUTE_INQUIRY);
@@ -55,6 +57,7 @@ static void test_routes(void **state)
     assert_int_equal(intake_http_route_of(NULL, id), INTAKE_HTTP_ROUTE_NONE);
     assert_string_equal(intake_http_allowed(INTAKE_HTTP_ROUTE_INQUIRIES), "POST");
     assert_string_equal(intake_http_allowed(INTAKE_HTTP_ROUTE_HEALTHZ), "GET, HEAD");
+    assert_string_equal(intake_http_allowed(INTAKE_HTTP_ROUTE_METRICS), "GET, HEAD");
 }
 
 static void test_errors_json(void **state)

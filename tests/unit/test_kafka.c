@@ -1,5 +1,6 @@
 /* test_kafka.c — what kafka.c decides without a broker: error classification, handler outputs,
- * configuration checks (clients are created but pointed at a closed port, never used). */
+ * configuration checks (clients are created but pointed at a closed port, never used), and a
+ * loop run against that closed port counting the errors it met. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -317,6 +319,42 @@ static void test_loop_new_checks(void **state)
     cf_config_free(c);
 }
 
+/* A loop run with no broker: init_transactions times out (a retriable error, counted), the stop
+ * flag, already set, ends the run. The latency histogram is set before the run, refused
+ * after it. */
+static void test_loop_counts_errors(void **state)
+{
+    (void)state;
+    char *envp[] = {NO_BROKER, "CASEFLOW_INSTANCE_ID=replica-0", "CASEFLOW_KAFKA_TIMEOUT_MS=1000",
+                    NULL};
+    struct cf_config *c = load(envp);
+    struct cf_kafka_loop *loop = NULL;
+    struct cf_metrics *m = NULL, *late = NULL;
+    struct cf_kafka_loop_stats stats;
+    volatile sig_atomic_t stop = 1;
+    char err[256] = "";
+    const char *topics[] = {"caseflow.case.opened"};
+
+    assert_int_equal(
+        cf_kafka_loop_new(c, "intake", NULL, topics, 1, echo, NULL, &loop, err, sizeof(err)),
+        CF_OK);
+    assert_int_equal(cf_kafka_loop_set_latency(NULL, NULL), CF_EINVAL);
+    assert_int_equal(cf_metrics_new("intake", &m), CF_OK);
+    assert_int_equal(cf_metrics_watch_loop(m, loop, err, sizeof(err)), CF_OK); /* sets it */
+    assert_int_equal(cf_kafka_loop_run(loop, &stop, err, sizeof(err)), CF_OK);
+    cf_kafka_loop_stats(loop, &stats);
+    assert_true(stats.errors >= 1);
+    assert_int_equal(stats.aborts, 0);
+    assert_int_equal(stats.records, 0);
+    assert_int_equal(cf_kafka_loop_set_latency(loop, NULL), CF_EINVAL);
+    assert_int_equal(cf_metrics_new("intake", &late), CF_OK);
+    assert_int_equal(cf_metrics_watch_loop(late, loop, err, sizeof(err)), CF_EINVAL);
+    cf_metrics_free(late);
+    cf_metrics_free(m);
+    cf_kafka_loop_free(loop);
+    cf_config_free(c);
+}
+
 int main(void)
 {
     cf_log_init("test_kafka", CF_LOG_ERROR);
@@ -325,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_produce_error_action), cmocka_unit_test(test_out_copies),
         cmocka_unit_test(test_out_limits),           cmocka_unit_test(test_bad_property_names_key),
         cmocka_unit_test(test_argument_checks),      cmocka_unit_test(test_loop_new_checks),
+        cmocka_unit_test(test_loop_counts_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

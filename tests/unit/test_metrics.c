@@ -368,6 +368,10 @@ static void test_collectors_run_first(void **state)
     assert_int_equal(freed, 1);
 }
 
+/* One empty bucket line of the loop's latency histogram in test_loop_metrics. */
+#define PROCESSING_BUCKET(le)                                                                      \
+    "caseflow_processing_seconds_bucket{service=\"assignment\",le=\"" le "\"} 0\n"
+
 static void test_loop_metrics(void **state)
 {
     (void)state;
@@ -393,6 +397,11 @@ static void test_loop_metrics(void **state)
                      "retry.\n"
                      "# TYPE caseflow_transaction_aborts_total counter\n"
                      "caseflow_transaction_aborts_total{service=\"assignment\"} 0\n"
+                     "# HELP caseflow_errors_total Errors the loop logged and went on from: "
+                     "retriable handler failures, refused outputs, failed transactional calls, "
+                     "Kafka client errors.\n"
+                     "# TYPE caseflow_errors_total counter\n"
+                     "caseflow_errors_total{service=\"assignment\"} 0\n"
                      "# HELP caseflow_partitions_assigned Input partitions assigned to this "
                      "replica now.\n"
                      "# TYPE caseflow_partitions_assigned gauge\n"
@@ -400,7 +409,19 @@ static void test_loop_metrics(void **state)
                      "# HELP caseflow_ready 1 once Kafka transactions are initialised and the "
                      "consumer subscribed, else 0.\n"
                      "# TYPE caseflow_ready gauge\n"
-                     "caseflow_ready{service=\"assignment\"} 0\n");
+                     "caseflow_ready{service=\"assignment\"} 0\n"
+                     /* The latency histogram: every bucket from 1 ms to 10 s, then +Inf. */
+                     "# HELP caseflow_processing_seconds Per input record committed: seconds "
+                     "from the poll that handed it to the loop to its transaction's commit.\n"
+                     "# TYPE caseflow_processing_seconds histogram\n"
+                     PROCESSING_BUCKET("0.001") PROCESSING_BUCKET("0.0025")
+                     PROCESSING_BUCKET("0.005") PROCESSING_BUCKET("0.01")
+                     PROCESSING_BUCKET("0.025") PROCESSING_BUCKET("0.05") PROCESSING_BUCKET("0.1")
+                     PROCESSING_BUCKET("0.25") PROCESSING_BUCKET("0.5") PROCESSING_BUCKET("1")
+                     PROCESSING_BUCKET("2.5") PROCESSING_BUCKET("5") PROCESSING_BUCKET("10")
+                     PROCESSING_BUCKET("+Inf")
+                     "caseflow_processing_seconds_sum{service=\"assignment\"} 0\n"
+                     "caseflow_processing_seconds_count{service=\"assignment\"} 0\n");
     /* The names are taken: a second call is refused. */
     assert_int_equal(cf_metrics_watch_loop(m, NULL, err, sizeof(err)), CF_EINVAL);
     cf_metrics_free(m);
