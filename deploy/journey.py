@@ -374,6 +374,43 @@ class Cases:
         return [r for r in self.by_case.get(case_id, [])
                 if topic is None or r["topic"] == topic]
 
+    def case_of(self, inquiry):
+        """The case of the person's submissions: whichever of them intake saw first opened it,
+        and the others were folded into it. None before it is opened."""
+        opened = [self.case_of_inquiry[i] for i in inquiry.same_person()
+                  if i in self.case_of_inquiry]
+        return opened[0] if opened else None
+
+    def expected_notifications(self, case_id):
+        """(source event id, channel, audience) of every notification the case's events ask
+        for (services/notifier/plan.h): email where consented, SMS beside it for time-critical
+        events or instead of it without email, and the care manager's email on CaseAssigned."""
+        want = set()
+        for rec in self.events(case_id):
+            if rec["topic"] not in GROUP_TOPICS["notifier"]:
+                continue
+            r = rec["value"].get("recipient")
+            if not r:
+                continue  # e.g. the CaseClosed after a rejection: the rejection told the patient
+            eid = rec["value"]["meta"]["event_id"]
+            email = bool(r.get("email")) and r.get("consent_email")
+            if email:
+                want.add((eid, "EMAIL", "PATIENT"))
+            if r.get("phone") and r.get("consent_sms") and (rec["topic"] in SMS_TOO
+                                                            or not email):
+                want.add((eid, "SMS", "PATIENT"))
+            if rec["topic"] == "caseflow.case.assigned":
+                want.add((eid, "EMAIL", "CARE_MANAGER"))
+        return want
+
+    def statuses(self, case_id):
+        """The notifier's statuses for the case by (source event id, channel, audience)."""
+        got = {}
+        for rec in self.events(case_id, "caseflow.notification.status"):
+            v = rec["value"]
+            got.setdefault((v["source_event_id"], v["channel"], v["audience"]), []).append(v)
+        return got
+
     def stage(self, case_id):
         """The stage of the case's newest record on a stage topic (by record time), or None."""
         staged = [r for r in self.events(case_id) if r["topic"] in STAGE_OF]
@@ -472,10 +509,14 @@ class Inquiry:
     """One generated inquiry: its kind, the JSON submitted, and what the run knows of the
     person (to find their messages, and to look for them in the logs)."""
 
-    def __init__(self, kind, index, language, doc):
-        self.kind, self.index, self.language, self.doc = kind, index, language, doc
+    def __init__(self, kind, index, doc):
+        self.kind, self.index, self.doc = kind, index, doc
         self.original = None  # for a duplicate: the Inquiry it repeats
         self.duplicates = []  # for an original: the Inquiries that repeat it
+
+    @property
+    def language(self):
+        return self.doc["patient"]["language"]
 
     @property
     def inquiry_id(self):
@@ -490,6 +531,11 @@ class Inquiry:
     def phone(self):
         return self.doc["contact"].get("phone") if self.doc["contact"].get("consent_sms") \
             else None
+
+    def same_person(self):
+        """The inquiry ids of this person's submissions: the original and its duplicates."""
+        first = self.original or self
+        return [first.inquiry_id] + [d.inquiry_id for d in first.duplicates]
 
     def personal_data(self):
         p, c = self.doc["patient"], self.doc["contact"]
@@ -541,7 +587,7 @@ def make_inquiry(kind, index, language, run_tag, time_zone, windows=None):
         doc["condition"]["category"] = "OTHER"
     elif kind == "sms_only":
         doc["contact"]["consent_email"] = False
-    return Inquiry(kind, index, language, doc)
+    return Inquiry(kind, index, doc)
 
 
 def make_duplicate(original, index):
@@ -550,7 +596,7 @@ def make_duplicate(original, index):
     doc = json.loads(json.dumps(original.doc))
     doc.update({"inquiry_id": str(uuid.uuid4()), "idempotency_key": f"journey-{uuid.uuid4().hex}",
                 "submitted_at": now_iso()})
-    dup = Inquiry("duplicate", index, original.language, doc)
+    dup = Inquiry("duplicate", index, doc)
     dup.original = original
     original.duplicates.append(dup)
     return dup

@@ -106,63 +106,17 @@ def submit(ctl, services, inquiries):
         post(services, q)
 
 
-def same_person(inquiry):
-    """The inquiry ids of a person's submissions: an original and its duplicates."""
-    first = inquiry.original or inquiry
-    return [first.inquiry_id] + [d.inquiry_id for d in first.duplicates]
-
-
-def case_of(cases, inquiry):
-    """The case of the person's submissions: whichever of them intake saw first opened it, and
-    the others were folded into it."""
-    opened = [cases.case_of_inquiry[i] for i in same_person(inquiry)
-              if i in cases.case_of_inquiry]
-    return opened[0] if opened else None
-
-
-def expected_notifications(cases, case_id):
-    """(source event id, channel, audience) of every notification the case's events ask for
-    (services/notifier/plan.h): email where consented, SMS beside it for time-critical events
-    or instead of it without email, and the care manager's email on CaseAssigned."""
-    want = set()
-    for rec in cases.events(case_id):
-        if rec["topic"] not in journey.GROUP_TOPICS["notifier"]:
-            continue
-        value = rec["value"]
-        r = value.get("recipient")
-        if not r:
-            continue  # e.g. the CaseClosed after a rejection: the rejection told the patient
-        eid = value["meta"]["event_id"]
-        email = bool(r.get("email")) and r.get("consent_email")
-        if email:
-            want.add((eid, "EMAIL", "PATIENT"))
-        if r.get("phone") and r.get("consent_sms") and (rec["topic"] in journey.SMS_TOO
-                                                        or not email):
-            want.add((eid, "SMS", "PATIENT"))
-        if rec["topic"] == "caseflow.case.assigned":
-            want.add((eid, "EMAIL", "CARE_MANAGER"))
-    return want
-
-
-def statuses(cases, case_id):
-    got = defaultdict(list)
-    for rec in cases.events(case_id, "caseflow.notification.status"):
-        v = rec["value"]
-        got[(v["source_event_id"], v["channel"], v["audience"])].append(v)
-    return got
-
-
 def finished(cases, inquiries):
     """True once every inquiry's case is in its final stage with all its notifications sent."""
     for q in inquiries:
-        case_id = case_of(cases, q)
+        case_id = cases.case_of(q)
         if case_id is None:
             return False
         if q.kind == "duplicate":
             continue
         if cases.stage(case_id) != journey.KINDS[q.kind]:
             return False
-        if not expected_notifications(cases, case_id) <= set(statuses(cases, case_id)):
+        if not cases.expected_notifications(case_id) <= set(cases.statuses(case_id)):
             return False
     return True
 
@@ -197,8 +151,8 @@ def check_case(cases, q, case_id, failures):
             fail(f"priority {validated[0]['value']['priority']}, want URGENT")
     if q.kind == "duplicate":
         return
-    want_n = expected_notifications(cases, case_id)
-    got = statuses(cases, case_id)
+    want_n = cases.expected_notifications(case_id)
+    got = cases.statuses(case_id)
     if set(got) != want_n:
         fail(f"notifications {sorted(set(got) ^ want_n)} differ from what the events ask for")
     for key, sts in got.items():
@@ -222,7 +176,7 @@ def check_delivery(cases, inquiries, case_ids, domain, mails, sms, failures):
         if q.kind == "duplicate" or q.inquiry_id not in case_ids:
             continue
         case_id = case_ids[q.inquiry_id]
-        for (eid, channel, audience), sts in statuses(cases, case_id).items():
+        for (eid, channel, audience), sts in cases.statuses(case_id).items():
             s = sts[-1]
             if s["status"] != "SENT":
                 continue
@@ -296,8 +250,8 @@ def test_inquiries_end_to_end(tmp_path):
         while True:
             services.check_alive()
             cases = journey.Cases(watcher.snapshot())
-            kinds = {case_of(cases, q): q.kind for q in inquiries
-                     if q.kind != "duplicate" and case_of(cases, q)}
+            kinds = {cases.case_of(q): q.kind for q in inquiries
+                     if q.kind != "duplicate" and cases.case_of(q)}
             operator.act(cases, kinds)
             if finished(cases, inquiries) or time.monotonic() > deadline:
                 break
@@ -314,7 +268,7 @@ def test_inquiries_end_to_end(tmp_path):
     failures = []
     case_ids = {}
     for q in inquiries:
-        case_id = case_of(cases, q)
+        case_id = cases.case_of(q)
         if case_id is None:
             failures.append(f"{q.kind} inquiry {q.inquiry_id}: no case opened")
             continue
@@ -325,7 +279,7 @@ def test_inquiries_end_to_end(tmp_path):
     # A person's submissions share one case, opened once.
     for q in inquiries:
         if q.kind == "duplicate":
-            opened = [i for i in same_person(q) if i in cases.case_of_inquiry]
+            opened = [i for i in q.same_person() if i in cases.case_of_inquiry]
             if len(opened) != 1:
                 failures.append(f"duplicate inquiry {q.inquiry_id}: {len(opened)} cases opened "
                                 "for it and its original, want 1")
