@@ -11,14 +11,19 @@ import glob
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+from journey import to_caseflow_json  # noqa: E402
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
 REGISTRY = os.environ.get("CASEFLOW_REGISTRY_URL", "http://127.0.0.1:18081/apis/ccompat/v7")
@@ -40,22 +45,6 @@ def sample_with_new_id():
     inquiry["inquiry_id"] = str(uuid.uuid4())
     inquiry["idempotency_key"] = "interop-" + inquiry["inquiry_id"]
     return inquiry
-
-
-def to_caseflow_json(value):
-    """Python values as fastavro returns them, in caseflow's JSON form (avro_convert.h)."""
-    if isinstance(value, dict):
-        return {k: to_caseflow_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_caseflow_json(v) for v in value]
-    if isinstance(value, datetime.datetime):
-        value = value.astimezone(datetime.timezone.utc)
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
 
 
 def assert_contains(whole, part, path="$"):
