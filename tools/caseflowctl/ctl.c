@@ -98,3 +98,16 @@ json_t *ctl_bytes_json(const void *p, size_t len)
     free(buf);
     return s;
 }
+
+int ctl_print_json_line(const json_t *line)
+{
+    char *text = json_dumps(line, JSON_COMPACT);
+    int rc = 0;
+    if (text == NULL)
+        return -1;
+    errno = 0;
+    if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
+        rc = errno == EPIPE ? 1 : -1;
+    free(text);
+    return rc;
+}

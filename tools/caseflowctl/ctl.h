@@ -86,6 +86,10 @@ int ctl_parse_int(const char *text, long long min, long long max, long long *out
  * rejected. NULL bytes give JSON null. A new reference; NULL only when memory runs out. */
 json_t *ctl_bytes_json(const void *p, size_t len);
 
+/* Writes line to stdout as one compact JSON line and flushes it, so a pipe reader sees it at
+ * once. 0 ok, 1 the reader went away (EPIPE: stop quietly), -1 another error. */
+int ctl_print_json_line(const json_t *line);
+
 /* True if arg is "-h" or "--help". */
 int ctl_is_help(const char *arg);
 

@@ -184,20 +184,6 @@ out:
     return st;
 }
 
-/* Writes one line and flushes it. 0 ok, 1 the reader went away (EPIPE), -1 another error. */
-static int write_line(const json_t *line)
-{
-    char *text = json_dumps(line, JSON_COMPACT);
-    int rc = 0;
-    if (text == NULL)
-        return -1;
-    errno = 0;
-    if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
-        rc = errno == EPIPE ? 1 : -1;
-    free(text);
-    return rc;
-}
-
 int ctl_tail(const struct ctl *ctl, int argc, char **argv)
 {
     struct tail_options o;
@@ -265,7 +251,7 @@ int ctl_tail(const struct ctl *ctl, int argc, char **argv)
         }
         if (line == NULL)
             continue;
-        int w = write_line(line);
+        int w = ctl_print_json_line(line);
         json_decref(line);
         if (w > 0)
             break; /* the reader of our output is gone: nothing left to do */
