@@ -2,8 +2,8 @@
  * error report and the registry/serde pair most commands need.
  *
  * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c, case.c,
- * roster.c, consult.c, group.c, timeline.c, stats.c; read.c reads topics to their end for
- * them) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
+ * roster.c, consult.c, group.c, timeline.c, stats.c, dlq.c; read.c reads topics to their
+ * end for them) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
  * which returns the process exit code. argv[0] is the last word of the command ("create",
  * "tail", ...), so argument parsing starts at 1. */
 #ifndef CF_CTL_H
@@ -123,5 +123,7 @@ int ctl_cancel(const struct ctl *ctl, int argc, char **argv);
 int ctl_group_to_end(const struct ctl *ctl, int argc, char **argv);
 int ctl_case(const struct ctl *ctl, int argc, char **argv);
 int ctl_stats(const struct ctl *ctl, int argc, char **argv);
+int ctl_dlq_list(const struct ctl *ctl, int argc, char **argv);
+int ctl_dlq_replay(const struct ctl *ctl, int argc, char **argv);
 
 #endif
