@@ -1003,9 +1003,19 @@ static const json_t *line_of_key(const json_t *lines, const char *key)
 /* ce_type of the synthetic input records: no caseflow event. */
 static const char *const dlq_test_type = "caseflow.test.NotAnEvent";
 
-/* Produces dead letters of intake for keys[0..3) to caseflow.dlq.intake, as intake would have
- * written them for records of DLQ_SOURCE at partition 2, offsets 100..102 with value and
- * headers; the third with its value dropped. */
+/* Dead letters of this test: replayed, named with an unknown id beside it, value dropped,
+ * and one whose source is a topic replay must never write to. */
+#define DLQ_TEST_LETTERS 4
+#define DLQ_FOREIGN_SOURCE "caseflow.dlq.validation"
+
+static const char *dlq_test_source(size_t i)
+{
+    return i == 3 ? DLQ_FOREIGN_SOURCE : DLQ_SOURCE;
+}
+
+/* Produces dead letters of intake for keys[0..DLQ_TEST_LETTERS) to caseflow.dlq.intake, as
+ * intake would have written them for records of dlq_test_source(i) at partition 2, offsets
+ * 100.. with value and headers; the third with its value dropped. */
 static void produce_test_dead_letters(char (*keys)[CF_UUID_LEN + 1], const char *marker,
                                       const char *value, const struct cf_header *headers,
                                       size_t nheaders)
@@ -1014,10 +1024,10 @@ static void produce_test_dead_letters(char (*keys)[CF_UUID_LEN + 1], const char 
     char err[1024];
 
     assert_int_equal(cf_kafka_producer_new(NULL, NULL, 30000, &producer, err, sizeof(err)), CF_OK);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < DLQ_TEST_LETTERS; i++) {
         struct cf_dlq_record dlq;
         const struct cf_kafka_record in = {
-            .topic = DLQ_SOURCE,
+            .topic = dlq_test_source(i),
             .partition = 2,
             .offset = 100 + (int64_t)i,
             .key = keys[i],
@@ -1046,7 +1056,7 @@ static void check_listed(const json_t *line, size_t i, const char *marker, size_
 {
     assert_string_equal(str_at(line, "reason", NULL), "decode_failed");
     assert_string_equal(str_at(line, "error", NULL), marker);
-    assert_string_equal(str_at(line, "source_topic", NULL), DLQ_SOURCE);
+    assert_string_equal(str_at(line, "source_topic", NULL), dlq_test_source(i));
     assert_int_equal(json_integer_value(json_object_get(line, "source_partition")), 2);
     assert_int_equal(json_integer_value(json_object_get(line, "source_offset")), 100 + i);
     assert_string_equal(str_at(line, "service", NULL), "intake");
@@ -1060,18 +1070,19 @@ static void check_listed(const json_t *line, size_t i, const char *marker, size_
     assert_null(json_object_get(line, "value"));
 }
 
-/* Three dead letters of this run on caseflow.dlq.intake (the third with its value dropped):
- * dlq list shows their headers, key and size but never the value; dlq replay --id sends
- * exactly the one named back to its source topic as it was; an unknown --id fails the whole
- * run; a dropped value is skipped; an unknown service is a usage error. */
+/* Dead letters of this run on caseflow.dlq.intake: dlq list shows their headers, key and size
+ * but never the value; dlq replay --id sends exactly the one named back to its source topic as
+ * it was; an unknown --id fails the whole run; a dropped value and a source that is not a
+ * caseflow topic are skipped; an unknown service is a usage error. */
 static void test_dlq_list_and_replay(void **state)
 {
     (void)state;
-    char keys[3][CF_UUID_LEN + 1], marker[CF_UUID_LEN + 1], value_mark[CF_UUID_LEN + 1];
-    char event_id[CF_UUID_LEN + 1], value[128], ids[3][32], want[128];
+    char keys[DLQ_TEST_LETTERS][CF_UUID_LEN + 1], marker[CF_UUID_LEN + 1];
+    char value_mark[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1], value[128];
+    char ids[DLQ_TEST_LETTERS][32], want[128];
     struct result r;
 
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < DLQ_TEST_LETTERS; i++)
         new_uuid(keys[i]);
     new_uuid(marker);
     new_uuid(value_mark);
@@ -1095,7 +1106,7 @@ static void test_dlq_list_and_replay(void **state)
         fail_msg("dlq list shows a record's value");
     json_t *lines = json_lines(r.out);
     result_free(&r);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < DLQ_TEST_LETTERS; i++) {
         const json_t *line = line_of_key(lines, keys[i]);
         if (line == NULL)
             fail_msg("dead letter %zu of this run not listed", i);
@@ -1126,6 +1137,15 @@ static void test_dlq_list_and_replay(void **state)
     assert_non_null(strstr(r.out, "replayed 0 dead letter(s)"));
     result_free(&r);
 
+    /* Nor can one whose source is not a caseflow topic: headers must not steer records. */
+    const char *foreign[] = {"dlq", "replay", "intake", "--id", ids[3], NULL};
+    r = run(foreign);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, ids[3]));
+    assert_non_null(strstr(r.err, "not a caseflow topic"));
+    assert_non_null(strstr(r.out, "replayed 0 dead letter(s)"));
+    result_free(&r);
+
     const char *replay[] = {"dlq", "replay", "intake", "--id", ids[0], NULL};
     r = run(replay);
     if (r.status != 0)
@@ -1136,7 +1156,7 @@ static void test_dlq_list_and_replay(void **state)
     result_free(&r);
 
     /* Exactly the one named arrived, as it was before it failed: key, value, headers. */
-    json_t *arrived = read_keys(consumer, keys, 3);
+    json_t *arrived = read_keys(consumer, keys, DLQ_TEST_LETTERS);
     cf_kafka_consumer_free(consumer);
     if (json_array_size(arrived) != 1) {
         char *dump = json_dumps(arrived, 0);
