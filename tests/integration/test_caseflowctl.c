@@ -926,6 +926,264 @@ static void test_stats(void **state)
     result_free(&after);
 }
 
+/* ---- dlq list / dlq replay ---------------------------------------------------------------- */
+
+#define DLQ_SOURCE "caseflow.inquiry.submitted"
+
+static void hex(const void *p, size_t len, char *out, size_t cap)
+{
+    const unsigned char *b = p;
+    assert_true(len * 2 < cap);
+    for (size_t i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    out[2 * len] = '\0';
+}
+
+/* Time a replayed record gets to show up, and then for strays behind it. */
+#define REPLAY_WAIT_MS 30000
+#define REPLAY_SETTLE_MS 3000
+
+/* Polls consumer until a record keyed keys[0] has come (at most REPLAY_WAIT_MS), then for
+ * REPLAY_SETTLE_MS more; returns the records keyed one of keys[0..n) as
+ * [{"key", "value_hex" (null for a null value), "headers": [[name, value], ...]}].
+ * (cf_kafka_consumer_at_mark cannot end the wait: a consumer that started at the end reports
+ * no position for a partition it has read nothing from.) */
+static json_t *read_keys(struct cf_kafka_consumer *consumer, char (*keys)[CF_UUID_LEN + 1],
+                         size_t n)
+{
+    char err[512], value_hex[512];
+    json_t *found = json_array();
+    int64_t deadline = cf_clock_mono_ms() + REPLAY_WAIT_MS;
+    bool first_seen = false;
+    while (cf_clock_mono_ms() < deadline) {
+        struct cf_kafka_record *r = NULL;
+        if (cf_kafka_consumer_poll(consumer, 200, &r, err, sizeof(err)) != CF_OK)
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            if (r->key == NULL || r->key_len != strlen(keys[k]) ||
+                memcmp(r->key, keys[k], r->key_len) != 0)
+                continue;
+            json_t *headers = json_array();
+            for (size_t i = 0; i < r->header_count; i++) {
+                const struct cf_header *h = &r->headers[i];
+                json_array_append_new(
+                    headers,
+                    json_pack("[s, o]", h->name,
+                              h->value != NULL ? json_stringn(h->value, h->len) : json_null()));
+            }
+            if (r->value != NULL)
+                hex(r->value, r->value_len, value_hex, sizeof(value_hex));
+            json_array_append_new(found, json_pack("{s:s, s:s?, s:o}", "key", keys[k], "value_hex",
+                                                   r->value != NULL ? value_hex : NULL, "headers",
+                                                   headers));
+            if (k == 0 && !first_seen) {
+                first_seen = true;
+                deadline = cf_clock_mono_ms() + REPLAY_SETTLE_MS;
+            }
+        }
+        cf_kafka_record_release(r);
+    }
+    return found;
+}
+
+/* The dlq list line whose key is key, or NULL. */
+static const json_t *line_of_key(const json_t *lines, const char *key)
+{
+    size_t i;
+    const json_t *line;
+    json_array_foreach(lines, i, line)
+    {
+        const char *k = str_at(line, "key", NULL);
+        if (k != NULL && strcmp(k, key) == 0)
+            return line;
+    }
+    return NULL;
+}
+
+/* ce_type of the synthetic input records: no caseflow event. */
+static const char *const dlq_test_type = "caseflow.test.NotAnEvent";
+
+/* Dead letters of this test: replayed, named with an unknown id beside it, value dropped,
+ * and one whose source is a topic replay must never write to. */
+#define DLQ_TEST_LETTERS 4
+#define DLQ_FOREIGN_SOURCE "caseflow.dlq.validation"
+
+static const char *dlq_test_source(size_t i)
+{
+    return i == 3 ? DLQ_FOREIGN_SOURCE : DLQ_SOURCE;
+}
+
+/* Produces dead letters of intake for keys[0..DLQ_TEST_LETTERS) to caseflow.dlq.intake, as
+ * intake would have written them for records of dlq_test_source(i) at partition 2, offsets
+ * 100.. with value and headers; the third with its value dropped. */
+static void produce_test_dead_letters(char (*keys)[CF_UUID_LEN + 1], const char *marker,
+                                      const char *value, const struct cf_header *headers,
+                                      size_t nheaders)
+{
+    struct cf_kafka_producer *producer = NULL;
+    char err[1024];
+
+    assert_int_equal(cf_kafka_producer_new(NULL, NULL, 30000, &producer, err, sizeof(err)), CF_OK);
+    for (size_t i = 0; i < DLQ_TEST_LETTERS; i++) {
+        struct cf_dlq_record dlq;
+        const struct cf_kafka_record in = {
+            .topic = dlq_test_source(i),
+            .partition = 2,
+            .offset = 100 + (int64_t)i,
+            .key = keys[i],
+            .key_len = strlen(keys[i]),
+            .value = value,
+            .value_len = strlen(value),
+            .headers = headers,
+            .header_count = nheaders,
+            .timestamp_ms = -1,
+        };
+        assert_int_equal(cf_dlq_build(&in, "intake", "decode_failed", marker, 1795000000000LL,
+                                      i == 2 ? CF_DLQ_DROP_VALUE : 0, &dlq, err, sizeof(err)),
+                         CF_OK);
+        cf_status st = cf_kafka_produce_sync(producer, dlq.topic, dlq.key, dlq.key_len, dlq.value,
+                                             dlq.value_len, dlq.headers, dlq.header_count, 30000,
+                                             err, sizeof(err));
+        if (st != CF_OK)
+            fail_msg("produce: %s", err);
+        cf_dlq_record_clear(&dlq);
+    }
+    cf_kafka_producer_free(producer);
+}
+
+/* The dlq list line of produce_test_dead_letters' dead letter i. */
+static void check_listed(const json_t *line, size_t i, const char *marker, size_t value_len)
+{
+    assert_string_equal(str_at(line, "reason", NULL), "decode_failed");
+    assert_string_equal(str_at(line, "error", NULL), marker);
+    assert_string_equal(str_at(line, "source_topic", NULL), dlq_test_source(i));
+    assert_int_equal(json_integer_value(json_object_get(line, "source_partition")), 2);
+    assert_int_equal(json_integer_value(json_object_get(line, "source_offset")), 100 + i);
+    assert_string_equal(str_at(line, "service", NULL), "intake");
+    assert_string_equal(str_at(line, "failed_at", NULL), "2026-11-18T11:06:40.000Z");
+    assert_true(json_is_boolean(json_object_get(line, "value_dropped")));
+    assert_int_equal(json_is_true(json_object_get(line, "value_dropped")), i == 2);
+    if (i == 2)
+        assert_true(json_is_null(json_object_get(line, "value_bytes")));
+    else
+        assert_int_equal(json_integer_value(json_object_get(line, "value_bytes")), value_len);
+    assert_null(json_object_get(line, "value"));
+}
+
+/* dlq replay intake --id id skips that dead letter, saying why, and exits 1. */
+static void check_replay_skipped(const char *id, const char *why)
+{
+    const char *args[] = {"dlq", "replay", "intake", "--id", id, NULL};
+    struct result r = run(args);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, id));
+    assert_non_null(strstr(r.err, why));
+    assert_non_null(strstr(r.out, "replayed 0 dead letter(s)"));
+    result_free(&r);
+}
+
+/* Dead letters of this run on caseflow.dlq.intake: dlq list shows their headers, key and size
+ * but never the value; dlq replay --id sends exactly the one named back to its source topic as
+ * it was; an unknown --id fails the whole run; a dropped value and a source that is not a
+ * caseflow topic are skipped; an unknown service is a usage error. */
+static void test_dlq_list_and_replay(void **state)
+{
+    (void)state;
+    char keys[DLQ_TEST_LETTERS][CF_UUID_LEN + 1], marker[CF_UUID_LEN + 1];
+    char value_mark[CF_UUID_LEN + 1], event_id[CF_UUID_LEN + 1], value[128];
+    char ids[DLQ_TEST_LETTERS][32], want[128];
+    struct result r;
+
+    for (size_t i = 0; i < DLQ_TEST_LETTERS; i++)
+        new_uuid(keys[i]);
+    new_uuid(marker);
+    new_uuid(value_mark);
+    new_uuid(event_id);
+    /* Byte 0 is not the wire format's magic 0: a running intake cannot decode it, so no real
+     * case comes of a replayed copy (it is dead-lettered again, under a newer offset). */
+    value[0] = (char)0xFF;
+    snprintf(value + 1, sizeof(value) - 1, "not avro: dlq test value %s", value_mark);
+    const struct cf_header original[] = {
+        {"ce_id", event_id, strlen(event_id)},
+        {"ce_type", dlq_test_type, strlen(dlq_test_type)},
+        {"x-test-null", NULL, 0},
+    };
+    produce_test_dead_letters(keys, marker, value, original, 3);
+
+    const char *list[] = {"dlq", "list", "intake", NULL};
+    r = run(list);
+    if (r.status != 0)
+        fail_msg("caseflowctl dlq list: exit %d: %s", r.status, r.err);
+    if (strstr(r.out, value_mark) != NULL)
+        fail_msg("dlq list shows a record's value");
+    json_t *lines = json_lines(r.out);
+    result_free(&r);
+    for (size_t i = 0; i < DLQ_TEST_LETTERS; i++) {
+        const json_t *line = line_of_key(lines, keys[i]);
+        if (line == NULL)
+            fail_msg("dead letter %zu of this run not listed", i);
+        check_listed(line, i, marker, strlen(value));
+        snprintf(ids[i], sizeof(ids[i]), "%s", str_at(line, "id", NULL));
+    }
+    json_decref(lines);
+
+    const char *const source[] = {DLQ_SOURCE};
+    struct cf_kafka_consumer *consumer = cf_test_consumer_at_end(NULL, source, 1);
+    assert_non_null(consumer);
+
+    /* An id that is not there fails the run by name, and the good id beside it is not sent. */
+    const char *missing[] = {"dlq", "replay", "intake", "--id", ids[1], "--id", "99:1", NULL};
+    r = run(missing);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "99:1"));
+    assert_non_null(strstr(r.err, "nothing was replayed"));
+    assert_null(strstr(r.out, "replayed"));
+    result_free(&r);
+
+    /* A dead letter without its value cannot be replayed; nor can one whose source is not a
+     * caseflow topic: a header must not steer records anywhere. */
+    check_replay_skipped(ids[2], "dropped");
+    check_replay_skipped(ids[3], "not a caseflow topic");
+
+    const char *replay[] = {"dlq", "replay", "intake", "--id", ids[0], NULL};
+    r = run(replay);
+    if (r.status != 0)
+        fail_msg("caseflowctl dlq replay: exit %d: %s", r.status, r.err);
+    snprintf(want, sizeof(want), "replayed %s -> %s\n", ids[0], DLQ_SOURCE);
+    assert_non_null(strstr(r.out, want));
+    assert_non_null(strstr(r.out, "replayed 1 dead letter(s) from caseflow.dlq.intake"));
+    result_free(&r);
+
+    /* Exactly the one named arrived, as it was before it failed: key, value, headers. */
+    json_t *arrived = read_keys(consumer, keys, DLQ_TEST_LETTERS);
+    cf_kafka_consumer_free(consumer);
+    if (json_array_size(arrived) != 1) {
+        char *dump = json_dumps(arrived, 0);
+        fail_msg("expected exactly the replayed record on %s, got %s", DLQ_SOURCE, dump);
+    }
+    const json_t *got = json_array_get(arrived, 0);
+    char value_hex[512];
+    hex(value, strlen(value), value_hex, sizeof(value_hex));
+    assert_string_equal(str_at(got, "key", NULL), keys[0]);
+    assert_string_equal(str_at(got, "value_hex", NULL), value_hex);
+    json_t *headers = json_pack("[[s, s], [s, s], [s, n]]", "ce_id", event_id, "ce_type",
+                                dlq_test_type, "x-test-null");
+    if (!json_equal(headers, json_object_get(got, "headers"))) {
+        char *dump = json_dumps(json_object_get(got, "headers"), 0);
+        fail_msg("replayed headers differ from the original ones: %s", dump);
+    }
+    json_decref(headers);
+    json_decref(arrived);
+
+    const char *unknown[] = {"dlq", "list", "nosuchservice", NULL};
+    r = run(unknown);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "nosuchservice"));
+    assert_non_null(strstr(r.err, "intake"));
+    assert_string_equal(r.out, "");
+    result_free(&r);
+}
+
 static void test_tail_stops_on_sigterm(void **state)
 {
     (void)state;
@@ -953,6 +1211,7 @@ int main(void)
         cmocka_unit_test(test_case_timeline),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_case_commands),
+        cmocka_unit_test(test_dlq_list_and_replay),
         cmocka_unit_test(test_tail_stops_on_sigterm),
     };
     /* A child's stdout closing early must not kill the test. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +72,42 @@ int ctl_parse_int(const char *text, long long min, long long max, long long *out
 int ctl_is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+json_t *ctl_bytes_json(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    json_t *s;
+    char *buf;
+    size_t k = 0;
+    if (p == NULL)
+        return json_null();
+    if ((s = json_stringn(p, len)) != NULL)
+        return s;
+    if (len > SIZE_MAX / 2 || (buf = malloc(len * 2 + 1)) == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] < 0x80) {
+            buf[k++] = (char)b[i];
+        } else {
+            buf[k++] = (char)(0xC0 | (b[i] >> 6));
+            buf[k++] = (char)(0x80 | (b[i] & 0x3F));
+        }
+    }
+    s = json_stringn(buf, k);
+    free(buf);
+    return s;
+}
+
+int ctl_print_json_line(const json_t *line)
+{
+    char *text = json_dumps(line, JSON_COMPACT);
+    int rc = 0;
+    if (text == NULL)
+        return -1;
+    errno = 0;
+    if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
+        rc = errno == EPIPE ? 1 : -1;
+    free(text);
+    return rc;
 }

@@ -2,8 +2,8 @@
  * error report and the registry/serde pair most commands need.
  *
  * Each command group lives in its own file (topics.c, schemas.c, tail.c, produce.c, case.c,
- * roster.c, consult.c, group.c, timeline.c, stats.c; read.c reads a key's records for them) and has one
- * entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
+ * roster.c, consult.c, group.c, timeline.c, stats.c, dlq.c; read.c reads topics to their
+ * end for them) and has one entry point per command, ctl_<group>_<verb>(ctl, argc, argv),
  * which returns the process exit code. argv[0] is the last word of the command ("create",
  * "tail", ...), so argument parsing starts at 1. */
 #ifndef CF_CTL_H
@@ -54,22 +54,41 @@ cf_status ctl_serde_open(const struct ctl *ctl, struct cf_registry **registry,
 /* Frees what ctl_serde_open made (the serde first: it borrows the registry). NULL-safe. */
 void ctl_serde_close(struct cf_registry *registry, struct cf_serde *serde);
 
+/* One record as ctl_read_topics hands it over (valid during the call only). Return 0 to go on,
+ * CTL_READ_DONE to stop reading with success, or an exit code to stop with it. */
+typedef int (*ctl_raw_fn)(void *ctx, const struct cf_kafka_record *r);
+#define CTL_READ_DONE (-1)
+
+/* Reads topics[0..n) from their beginning up to the end offsets they have now (read_committed,
+ * no consumer group, nothing committed, nothing decoded) and calls fn for each record, in
+ * partition order. Returns CTL_EXIT_OK (also when fn returned CTL_READ_DONE), fn's exit code
+ * if it stopped, or CTL_EXIT_FAIL after reporting (cmd prefixes the report). */
+int ctl_read_topics(const struct ctl *ctl, const char *cmd, const char *const *topics, size_t n,
+                    ctl_raw_fn fn, void *ctx);
+
 /* One record of a key, as ctl_read_key hands it over: value is the record decoded to caseflow's
  * JSON form (borrowed: json_incref to keep it), NULL for a tombstone or for a record that could
  * not be decoded, when error (else NULL) says why. Return 0 to go on, or an exit code to stop. */
 typedef int (*ctl_record_fn)(void *ctx, const struct cf_kafka_record *r, json_t *value,
                              const char *error);
 
-/* Reads topics[0..n) from their beginning up to the end offsets they have now (read_committed,
- * no consumer group, nothing committed) and calls fn for each record keyed key, in partition
- * order (a key's records share a partition per topic). Returns CTL_EXIT_OK, fn's exit code if
- * it stopped, or CTL_EXIT_FAIL after reporting (cmd prefixes the report). */
+/* ctl_read_topics for the records keyed key only (a key's records share a partition per
+ * topic), each decoded with the registry's schemas first. fn may return CTL_READ_DONE too. */
 int ctl_read_key(const struct ctl *ctl, const char *cmd, const char *const *topics, size_t n,
                  const char *key, ctl_record_fn fn, void *ctx);
 
 /* Parses a decimal integer in [min, max] with nothing after it. Returns 0 on success, -1
  * otherwise (*out untouched). */
 int ctl_parse_int(const char *text, long long min, long long max, long long *out);
+
+/* A JSON string of bytes: as they are when they are UTF-8, otherwise each byte as the code
+ * point of the same value (as Avro's JSON encoding writes bytes), so nothing is lost or
+ * rejected. NULL bytes give JSON null. A new reference; NULL only when memory runs out. */
+json_t *ctl_bytes_json(const void *p, size_t len);
+
+/* Writes line to stdout as one compact JSON line and flushes it, so a pipe reader sees it at
+ * once. 0 ok, 1 the reader went away (EPIPE: stop quietly), -1 another error. */
+int ctl_print_json_line(const json_t *line);
 
 /* True if arg is "-h" or "--help". */
 int ctl_is_help(const char *arg);
@@ -104,5 +123,7 @@ int ctl_cancel(const struct ctl *ctl, int argc, char **argv);
 int ctl_group_to_end(const struct ctl *ctl, int argc, char **argv);
 int ctl_case(const struct ctl *ctl, int argc, char **argv);
 int ctl_stats(const struct ctl *ctl, int argc, char **argv);
+int ctl_dlq_list(const struct ctl *ctl, int argc, char **argv);
+int ctl_dlq_replay(const struct ctl *ctl, int argc, char **argv);
 
 #endif

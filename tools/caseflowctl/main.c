@@ -1,6 +1,6 @@
 /* main.c — caseflowctl, the operator CLI (DESIGN.md §4): argument dispatch, configuration,
  * logging and signals. The commands live in topics.c, schemas.c, tail.c, produce.c, case.c,
- * roster.c, consult.c and group.c. */
+ * roster.c, consult.c, group.c, timeline.c, stats.c and dlq.c. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -140,6 +140,22 @@ static const struct command commands[] = {
      "    stand at each stage (the topic of each case's newest record). Reads keys,\n"
      "    offsets and timestamps only, no record values.\n",
      ctl_stats},
+    {"dlq", "list", "SERVICE",
+     "    The dead letters of SERVICE (intake, validation, assignment, scheduler, notifier)\n"
+     "    on caseflow.dlq.<SERVICE>, read from the beginning to its end, one JSON line each:\n"
+     "    {\"id\",\"reason\",\"error\",\"source_topic\",\"source_partition\",\n"
+     "    \"source_offset\",\"service\",\"failed_at\",\"value_dropped\",\"key\",\"value_bytes\"}.\n"
+     "    id is PARTITION:OFFSET on the dead-letter topic. The value is never shown.\n",
+     ctl_dlq_list},
+    {"dlq", "replay", "SERVICE [--id PARTITION:OFFSET]...",
+     "    Send SERVICE's dead letters (all, or those named with --id, as dlq list prints\n"
+     "    them) back to their source topic: the original key, value and headers, without\n"
+     "    the dlq.* headers, in one transaction. An --id not on the topic fails the whole\n"
+     "    run (nothing is sent). A dead letter whose value was dropped, that has no source\n"
+     "    topic or whose source is not a caseflow topic is reported and skipped (exit 1).\n"
+     "    Prints \"replayed <id> -> <topic>\" per record, then a count. Replaying a dead\n"
+     "    letter twice sends it twice.\n",
+     ctl_dlq_replay},
 };
 #define COMMANDS_N (sizeof(commands) / sizeof(commands[0]))
 

@@ -105,34 +105,6 @@ static int parse_options(int argc, char **argv, struct tail_options *o)
     return 0;
 }
 
-/* A JSON string of bytes: as they are when they are UTF-8, otherwise each byte as the code
- * point of the same value (as Avro's JSON encoding writes bytes), so nothing is lost or
- * rejected. NULL bytes give JSON null. Returns NULL only when memory runs out. */
-static json_t *bytes_json(const void *p, size_t len)
-{
-    const unsigned char *b = p;
-    json_t *s;
-    char *buf;
-    size_t k = 0;
-    if (p == NULL)
-        return json_null();
-    if ((s = json_stringn(p, len)) != NULL)
-        return s;
-    if (len > SIZE_MAX / 2 || (buf = malloc(len * 2 + 1)) == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (b[i] < 0x80) {
-            buf[k++] = (char)b[i];
-        } else {
-            buf[k++] = (char)(0xC0 | (b[i] >> 6));
-            buf[k++] = (char)(0x80 | (b[i] & 0x3F));
-        }
-    }
-    s = json_stringn(buf, k);
-    free(buf);
-    return s;
-}
-
 static bool key_is(const struct cf_kafka_record *r, const char *id)
 {
     size_t n = strlen(id);
@@ -179,14 +151,14 @@ static cf_status record_line(struct cf_serde *serde, const struct tail_options *
     /* A repeated header name keeps its last value, as Kafka's lastHeader() reads it. */
     for (size_t i = 0; i < r->header_count; i++) {
         const struct cf_header *h = &r->headers[i];
-        json_t *hv = bytes_json(h->value, h->len);
+        json_t *hv = ctl_bytes_json(h->value, h->len);
         if (hv == NULL || json_object_set_new(headers, h->name != NULL ? h->name : "", hv) != 0)
             goto out;
     }
     if (json_object_set_new(line, "topic", json_string(r->topic)) != 0 ||
         json_object_set_new(line, "partition", json_integer(r->partition)) != 0 ||
         json_object_set_new(line, "offset", json_integer(r->offset)) != 0 ||
-        json_object_set_new(line, "key", bytes_json(r->key, r->key_len)) != 0)
+        json_object_set_new(line, "key", ctl_bytes_json(r->key, r->key_len)) != 0)
         goto out;
     /* json_object_set_new takes the reference even when it fails. */
     st = json_object_set_new(line, "headers", headers) != 0 ? CF_ENOMEM : CF_OK;
@@ -199,7 +171,7 @@ static cf_status record_line(struct cf_serde *serde, const struct tail_options *
         value = NULL;
         if (failed != 0)
             goto out;
-    } else if (json_object_set_new(line, "error", bytes_json(err, strlen(err))) != 0) {
+    } else if (json_object_set_new(line, "error", ctl_bytes_json(err, strlen(err))) != 0) {
         goto out;
     }
     *out = line;
@@ -210,20 +182,6 @@ out:
     json_decref(headers);
     json_decref(line);
     return st;
-}
-
-/* Writes one line and flushes it. 0 ok, 1 the reader went away (EPIPE), -1 another error. */
-static int write_line(const json_t *line)
-{
-    char *text = json_dumps(line, JSON_COMPACT);
-    int rc = 0;
-    if (text == NULL)
-        return -1;
-    errno = 0;
-    if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
-        rc = errno == EPIPE ? 1 : -1;
-    free(text);
-    return rc;
 }
 
 int ctl_tail(const struct ctl *ctl, int argc, char **argv)
@@ -293,7 +251,7 @@ int ctl_tail(const struct ctl *ctl, int argc, char **argv)
         }
         if (line == NULL)
             continue;
-        int w = write_line(line);
+        int w = ctl_print_json_line(line);
         json_decref(line);
         if (w > 0)
             break; /* the reader of our output is gone: nothing left to do */
