@@ -13,13 +13,10 @@
 
 #include <jansson.h>
 
-#include "clock.h"
 #include "ctl.h"
 #include "dlq.h"
 #include "kafka.h"
 #include "topics.h"
-
-#define POLL_MS 200
 
 /* The services' consumer groups and what they read (their main.c). */
 static const struct {
@@ -78,67 +75,48 @@ static int print_offsets(const struct ctl *ctl, const char *topic)
     return CTL_EXIT_OK;
 }
 
+/* Keeps each case's newest stage record: case id -> [timestamp, stage index]. */
+static int note_stage(void *ctx, const struct cf_kafka_record *r)
+{
+    json_t *newest = ctx;
+    size_t stage = 0;
+    while (stage < NSTAGES && strcmp(stages[stage].topic, r->topic) != 0)
+        stage++;
+    if (r->key == NULL || r->value == NULL || stage == NSTAGES)
+        return 0;
+    char key[128];
+    size_t n = r->key_len < sizeof(key) - 1 ? r->key_len : sizeof(key) - 1;
+    memcpy(key, r->key, n);
+    key[n] = '\0';
+    json_t *had = json_object_get(newest, key);
+    if (had != NULL && json_integer_value(json_array_get(had, 0)) > r->timestamp_ms)
+        return 0;
+    json_t *entry = json_pack("[I, I]", (json_int_t)r->timestamp_ms, (json_int_t)stage);
+    if (entry == NULL || json_object_set_new(newest, key, entry) != 0) {
+        ctl_error("stats: out of memory");
+        return CTL_EXIT_FAIL;
+    }
+    return 0;
+}
+
 /* Reads the stage topics to their ends and counts each case's newest stage. */
 static int count_stages(const struct ctl *ctl, long long counts[NSTAGES])
 {
     const char *topics[NSTAGES];
-    struct cf_kafka_consumer *consumer = NULL;
-    json_t *newest = json_object(); /* case id -> [timestamp, stage index] */
-    char err[CTL_ERR_MAX];
-    int rc = CTL_EXIT_FAIL;
-
+    json_t *newest = json_object();
+    if (newest == NULL) {
+        ctl_error("stats: out of memory");
+        return CTL_EXIT_FAIL;
+    }
     for (size_t i = 0; i < NSTAGES; i++)
         topics[i] = stages[i].topic;
-    const struct cf_kafka_consumer_options copts = {false, false, "earliest"};
-    cf_status st = newest != NULL ? cf_kafka_consumer_new(ctl->config, NULL, topics, NSTAGES,
-                                                          &copts, &consumer, err, sizeof(err))
-                                  : CF_ENOMEM;
-    if (st == CF_OK)
-        st = cf_kafka_consumer_mark_end(consumer, ctl->kafka_timeout_ms, err, sizeof(err));
-    if (st != CF_OK) {
-        ctl_error("stats: %s (%s)", err, cf_strerror(st));
-        goto out;
-    }
-    int64_t deadline = cf_clock_mono_ms() + ctl->kafka_timeout_ms;
-    while (!cf_kafka_consumer_at_mark(consumer)) {
-        struct cf_kafka_record *r = NULL;
-        if (*ctl->stop || cf_clock_mono_ms() > deadline) {
-            ctl_error("stats: the case topics were not read to their end");
-            goto out;
-        }
-        st = cf_kafka_consumer_poll(consumer, POLL_MS, &r, err, sizeof(err));
-        if (st == CF_ETIMEOUT || st == CF_EKAFKA)
-            continue;
-        if (st != CF_OK) {
-            ctl_error("stats: %s (%s)", err, cf_strerror(st));
-            goto out;
-        }
-        deadline = cf_clock_mono_ms() + ctl->kafka_timeout_ms;
-        size_t stage = 0;
-        while (stage < NSTAGES && strcmp(stages[stage].topic, r->topic) != 0)
-            stage++;
-        if (r->key != NULL && r->value != NULL && stage < NSTAGES) {
-            char key[128];
-            size_t n = r->key_len < sizeof(key) - 1 ? r->key_len : sizeof(key) - 1;
-            memcpy(key, r->key, n);
-            key[n] = '\0';
-            json_t *had = json_object_get(newest, key);
-            if (had == NULL || json_integer_value(json_array_get(had, 0)) <= r->timestamp_ms)
-                (void)json_object_set_new(
-                    newest, key,
-                    json_pack("[I, I]", (json_int_t)r->timestamp_ms, (json_int_t)stage));
-        }
-        cf_kafka_record_release(r);
-    }
+    int rc = ctl_read_topics(ctl, "stats", topics, NSTAGES, note_stage, newest);
     const char *key;
     json_t *v;
     json_object_foreach(newest, key, v)
     {
         counts[json_integer_value(json_array_get(v, 1))]++;
     }
-    rc = CTL_EXIT_OK;
-out:
-    cf_kafka_consumer_free(consumer);
     json_decref(newest);
     return rc;
 }
