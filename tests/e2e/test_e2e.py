@@ -283,6 +283,10 @@ def test_inquiries_end_to_end(tmp_path):
             if len(opened) != 1:
                 failures.append(f"duplicate inquiry {q.inquiry_id}: {len(opened)} cases opened "
                                 "for it and its original, want 1")
+    undecodable = [r for r in cases.records if r.get("error")]
+    if undecodable:
+        failures.append(f"{len(undecodable)} records could not be decoded, e.g. "
+                        f"{undecodable[0]['topic']}: {undecodable[0]['error']}")
     check_delivery(cases, inquiries, case_ids, services.message_id_domain, mails, sms, failures)
     ours = set(case_ids.values()) | {q.inquiry_id for q in inquiries}
     dead = [r for r in cases.records if r["topic"].startswith("caseflow.dlq.")
