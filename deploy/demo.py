@@ -168,9 +168,12 @@ def journeys(cases, cast, domain, mails, sms):
         zone = q.doc["patient"]["time_zone"]
         print(f"\n== {label}")
         if q.kind == "duplicate":
-            opened = [i for i in q.same_person() if i in cases.case_of_inquiry]
-            print(f"   inquiries {' and '.join(q.same_person())}: {len(opened)} case, {case_id}; "
-                  "the second submission was folded into it (no second case, no second message)")
+            opened = {cases.case_of_inquiry[i] for i in q.same_person()
+                      if i in cases.case_of_inquiry}
+            print(f"   inquiries {' and '.join(q.same_person())}: "
+                  + (f"one case, {case_id}; the second submission was folded into it (no second "
+                     "case, no second message)" if len(opened) == 1 else
+                     f"{len(opened)} cases opened: {', '.join(sorted(opened))}"))
             continue
         if case_id is None:
             print(f"   inquiry {q.inquiry_id}: no case yet")
