@@ -86,6 +86,7 @@ STAGES = [
     ("caseflow.case.closed", "closed"),
 ]
 STAGE_OF = dict(STAGES)
+STAGE_ORDER = {topic: i for i, (topic, _) in enumerate(STAGES)}
 # Every topic a case's events are on: the stage topics, the operators' inputs, the reminders,
 # the notifier's statuses and the dead letters.
 CASE_TOPICS = [t for t, _ in STAGES] + [
@@ -223,6 +224,7 @@ class Services:
                                    f"(log {self.log(service)})")
 
     def metrics(self, service):
+        """The service's /metrics text."""
         with urllib.request.urlopen(self.url(service, "/metrics"), timeout=5) as r:
             return r.read().decode()
 
@@ -245,6 +247,17 @@ class Services:
     def drop_redis_state(self):
         """Deletes the run's Redis keys (they all have TTLs, but a run need not leave them)."""
         return redis_drop(self.prefix)
+
+
+def metric_values(text):
+    """The unlabelled-by-anything-but-service samples of a /metrics text, by name (histogram
+    buckets and other labelled series left out): {"caseflow_records_in_total": 12.0, ...}."""
+    values = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r'(\w+)\{service="[^"]*"\} (\S+)', line)
+        if m:
+            values[m.group(1)] = float(m.group(2))
+    return values
 
 
 def redis_command(sock, *args):
@@ -410,11 +423,14 @@ class Cases:
         return got
 
     def stage(self, case_id):
-        """The stage of the case's newest record on a stage topic (by record time), or None."""
+        """The stage of the case's newest record on a stage topic (by record time; of records
+        of the same millisecond, such as a CaseRejected and its CaseClosed written in one
+        transaction, the later stage of the journey), or None."""
         staged = [r for r in self.events(case_id) if r["topic"] in STAGE_OF]
         if not staged:
             return None
-        return STAGE_OF[max(staged, key=lambda r: r["timestamp_ms"])["topic"]]
+        return STAGE_OF[max(staged, key=lambda r: (r["timestamp_ms"],
+                                                    STAGE_ORDER[r["topic"]]))["topic"]]
 
 
 # ---- What the patients received -------------------------------------------------------------

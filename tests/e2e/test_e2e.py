@@ -259,6 +259,7 @@ def test_inquiries_end_to_end(tmp_path):
         done = time.time()
         time.sleep(3)  # anything sent twice would come now
         cases = journey.Cases(watcher.snapshot())
+        metrics = {s: journey.metric_values(services.metrics(s)) for s in journey.SERVICES}
     finally:
         exits = services.stop()
         watcher.close()
@@ -296,6 +297,10 @@ def test_inquiries_end_to_end(tmp_path):
                         f"{dead[0]['topic']} {dead[0]['headers'].get('dlq.reason')}: "
                         f"{dead[0]['headers'].get('dlq.error')}")
     check_logs(services, inquiries, failures)
+    for service, m in metrics.items():
+        if m.get("caseflow_dead_letters_total", 0) != 0 or not m.get("caseflow_records_in_total"):
+            failures.append(f"{service} /metrics: {m.get('caseflow_records_in_total')} records "
+                            f"in, {m.get('caseflow_dead_letters_total')} dead letters")
     for service, code in exits.items():
         if code != 0:
             failures.append(f"{service} exited with {code} on SIGTERM")
@@ -308,4 +313,11 @@ def test_inquiries_end_to_end(tmp_path):
     print(f"{N} inquiries {dict(kinds)}: all in their final stage after "
           f"{done - submitted:.1f} s; {len(mails)} emails, {len(sms)} SMS received "
           f"(SENT statuses: {dict(sent)}); redis keys dropped: {services.drop_redis_state()}")
+    for service, m in metrics.items():
+        count = m.get("caseflow_processing_seconds_count", 0)
+        print(f"  {service:<11} /metrics: {count:.0f} records, processing (poll to commit) "
+              f"mean {1000 * m.get('caseflow_processing_seconds_sum', 0) / max(count, 1):.1f} ms, "
+              f"{m.get('caseflow_transactions_total', 0):.0f} transactions, "
+              f"{m.get('caseflow_transaction_aborts_total', 0):.0f} aborts, "
+              f"{m.get('caseflow_errors_total', 0):.0f} errors")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:40])

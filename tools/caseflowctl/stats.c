@@ -37,7 +37,7 @@ static const struct {
       "caseflow.teleconsult.reminder-due", "caseflow.treatment.booked", "caseflow.case.closed"}},
 };
 
-/* The topics that move a case to a stage, and the stage's name. */
+/* The topics that move a case to a stage, and the stage's name, in the journey's order. */
 static const struct {
     const char *topic;
     const char *stage;
@@ -88,9 +88,16 @@ static int note_stage(void *ctx, const struct cf_kafka_record *r)
     size_t n = r->key_len < sizeof(key) - 1 ? r->key_len : sizeof(key) - 1;
     memcpy(key, r->key, n);
     key[n] = '\0';
+    /* Of records of the same millisecond (a CaseRejected and its CaseClosed come in one
+     * transaction) the later stage of the journey counts, whichever was read first. */
     json_t *had = json_object_get(newest, key);
-    if (had != NULL && json_integer_value(json_array_get(had, 0)) > r->timestamp_ms)
-        return 0;
+    if (had != NULL) {
+        json_int_t had_ts = json_integer_value(json_array_get(had, 0));
+        json_int_t had_stage = json_integer_value(json_array_get(had, 1));
+        if (had_ts > r->timestamp_ms ||
+            (had_ts == r->timestamp_ms && had_stage > (json_int_t)stage))
+            return 0;
+    }
     json_t *entry = json_pack("[I, I]", (json_int_t)r->timestamp_ms, (json_int_t)stage);
     if (entry == NULL || json_object_set_new(newest, key, entry) != 0) {
         ctl_error("stats: out of memory");
