@@ -126,7 +126,7 @@ cf_status cf_dlq_build(const struct cf_kafka_record *in, const char *service, co
 
     size_t kept = 0;
     for (size_t i = 0; i < in->header_count; i++)
-        if (in->headers[i].name != NULL && strncmp(in->headers[i].name, "dlq.", 4) != 0)
+        if (in->headers[i].name != NULL && !cf_dlq_header(in->headers[i].name))
             kept++;
     if (kept > SIZE_MAX / sizeof(struct cf_header) - DLQ_ADDED_HEADERS)
         return cf_fail(errbuf, errlen, CF_ETOOBIG, "dead letter: too many headers");
@@ -134,7 +134,7 @@ cf_status cf_dlq_build(const struct cf_kafka_record *in, const char *service, co
     if (out->headers == NULL)
         return cf_fail(errbuf, errlen, CF_ENOMEM, "dead letter: out of memory");
     for (size_t i = 0; i < in->header_count; i++)
-        if (in->headers[i].name != NULL && strncmp(in->headers[i].name, "dlq.", 4) != 0)
+        if (in->headers[i].name != NULL && !cf_dlq_header(in->headers[i].name))
             out->headers[out->header_count++] = in->headers[i];
 
     (void)snprintf(out->reason, sizeof(out->reason), "%s", reason);
@@ -168,4 +168,9 @@ void cf_dlq_record_clear(struct cf_dlq_record *record)
         return;
     free(record->headers);
     memset(record, 0, sizeof(*record));
+}
+
+bool cf_dlq_header(const char *name)
+{
+    return name != NULL && strncmp(name, "dlq.", 4) == 0;
 }

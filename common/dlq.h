@@ -20,6 +20,7 @@
 #ifndef CF_DLQ_H
 #define CF_DLQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,10 @@ const char *cf_dlq_reason(cf_status status);
 cf_status cf_dlq_build(const struct cf_kafka_record *in, const char *service, const char *reason,
                        const char *error_text, int64_t failed_at_ms, unsigned flags,
                        struct cf_dlq_record *out, char *errbuf, size_t errlen);
+
+/* True if a header of that name is one cf_dlq_build adds ("dlq." and more): what a dead letter
+ * says of its failure, left out when the original record is written again. NULL is false. */
+bool cf_dlq_header(const char *name);
 
 /* Frees what cf_dlq_build allocated and zeroes the record. NULL-safe. */
 void cf_dlq_record_clear(struct cf_dlq_record *record);

@@ -99,6 +99,22 @@ json_t *ctl_bytes_json(const void *p, size_t len)
     return s;
 }
 
+const struct cf_header *ctl_header(const struct cf_kafka_record *r, const char *name)
+{
+    for (size_t i = r->header_count; i > 0; i--) {
+        const struct cf_header *h = &r->headers[i - 1];
+        if (h->name != NULL && strcmp(h->name, name) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+json_t *ctl_header_json(const struct cf_kafka_record *r, const char *name)
+{
+    const struct cf_header *h = ctl_header(r, name);
+    return h != NULL ? ctl_bytes_json(h->value, h->len) : json_null();
+}
+
 int ctl_print_json_line(const json_t *line)
 {
     char *text = json_dumps(line, JSON_COMPACT);

@@ -86,6 +86,13 @@ int ctl_parse_int(const char *text, long long min, long long max, long long *out
  * rejected. NULL bytes give JSON null. A new reference; NULL only when memory runs out. */
 json_t *ctl_bytes_json(const void *p, size_t len);
 
+/* The record's last header called name (as Kafka's lastHeader() reads it), or NULL. */
+const struct cf_header *ctl_header(const struct cf_kafka_record *r, const char *name);
+
+/* That header's value as a new JSON string (ctl_bytes_json); JSON null when it is absent or
+ * its value is null. NULL only when memory runs out. */
+json_t *ctl_header_json(const struct cf_kafka_record *r, const char *name);
+
 /* Writes line to stdout as one compact JSON line and flushes it, so a pipe reader sees it at
  * once. 0 ok, 1 the reader went away (EPIPE: stop quietly), -1 another error. */
 int ctl_print_json_line(const json_t *line);

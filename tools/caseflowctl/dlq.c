@@ -63,36 +63,18 @@ static void dead_letter_id(const struct cf_kafka_record *r, char id[ID_MAX])
     (void)snprintf(id, ID_MAX, "%" PRId32 ":%" PRId64, r->partition, r->offset);
 }
 
-/* The record's last header called name (as Kafka's lastHeader() reads it), or NULL. */
-static const struct cf_header *find_header(const struct cf_kafka_record *r, const char *name)
-{
-    for (size_t i = r->header_count; i > 0; i--) {
-        const struct cf_header *h = &r->headers[i - 1];
-        if (h->name != NULL && strcmp(h->name, name) == 0)
-            return h;
-    }
-    return NULL;
-}
-
 static bool header_is(const struct cf_kafka_record *r, const char *name, const char *value)
 {
-    const struct cf_header *h = find_header(r, name);
+    const struct cf_header *h = ctl_header(r, name);
     size_t n = strlen(value);
     return h != NULL && h->value != NULL && h->len == n && memcmp(h->value, value, n) == 0;
-}
-
-/* A header's value as a JSON string; null when it is absent or null. */
-static json_t *header_json(const struct cf_kafka_record *r, const char *name)
-{
-    const struct cf_header *h = find_header(r, name);
-    return h != NULL ? ctl_bytes_json(h->value, h->len) : json_null();
 }
 
 /* A decimal header (dlq.source.partition, .offset) as a JSON integer; null when it is absent
  * or not a number, so the field has one type for jq. */
 static json_t *header_int(const struct cf_kafka_record *r, const char *name)
 {
-    const struct cf_header *h = find_header(r, name);
+    const struct cf_header *h = ctl_header(r, name);
     char text[24];
     long long v;
     if (h == NULL || h->value == NULL || h->len >= sizeof(text))
@@ -131,7 +113,7 @@ static json_t *list_line(const struct cf_kafka_record *r)
         goto fail;
     for (size_t i = 0; i < sizeof(listed_headers) / sizeof(listed_headers[0]); i++) {
         const char *h = listed_headers[i].header;
-        json_t *v = listed_headers[i].number ? header_int(r, h) : header_json(r, h);
+        json_t *v = listed_headers[i].number ? header_int(r, h) : ctl_header_json(r, h);
         if (json_object_set_new(line, listed_headers[i].field, v) != 0)
             goto fail;
     }
@@ -292,7 +274,7 @@ static bool selected(struct replay *run, const struct cf_kafka_record *r)
  * records to any topic it names (a dead-letter topic included). */
 static const struct cf_topic *replay_target(const struct cf_kafka_record *r, const char *id)
 {
-    const struct cf_header *h = find_header(r, "dlq.source.topic");
+    const struct cf_header *h = ctl_header(r, "dlq.source.topic");
     char name[CF_DLQ_TOPIC_MAX];
 
     if (header_is(r, "dlq.value_dropped", "true")) {
@@ -336,7 +318,7 @@ static int send_original(struct replay *run, const struct cf_kafka_record *r, co
     }
     /* The dlq.* headers describe the failure, not the event: the record goes back as it came. */
     for (size_t i = 0; i < r->header_count; i++)
-        if (r->headers[i].name != NULL && strncmp(r->headers[i].name, "dlq.", 4) != 0)
+        if (r->headers[i].name != NULL && !cf_dlq_header(r->headers[i].name))
             headers[n++] = r->headers[i];
     cf_status st = cf_kafka_produce(run->producer, topic, r->key, r->key_len, r->value,
                                     r->value_len, headers, n, err, sizeof(err));

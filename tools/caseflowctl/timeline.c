@@ -70,27 +70,18 @@ static void strip(json_t *v)
     }
 }
 
-/* A header's value as a new JSON string (or null when absent). */
-static json_t *header(const struct cf_kafka_record *r, const char *name)
-{
-    for (size_t i = r->header_count; i > 0; i--) {
-        const struct cf_header *h = &r->headers[i - 1];
-        if (h->name != NULL && strcmp(h->name, name) == 0 && h->value != NULL)
-            return json_stringn(h->value, h->len);
-    }
-    return json_null();
-}
-
 static int add_entry(void *ctx, const struct cf_kafka_record *r, json_t *value, const char *error)
 {
     struct timeline *t = ctx;
     json_t *entry = NULL;
 
     if (strncmp(r->topic, CF_DLQ_TOPIC_PREFIX, strlen(CF_DLQ_TOPIC_PREFIX)) == 0) {
-        entry = json_pack("{s:o, s:s, s:o, s:{s:o, s:o, s:o}}", "at", header(r, "dlq.failed_at"),
-                          "what", "DeadLetter", "by", header(r, "dlq.service"), "details",
-                          "source_topic", header(r, "dlq.source.topic"), "reason",
-                          header(r, "dlq.reason"), "error", header(r, "dlq.error"));
+        entry = json_pack("{s:o, s:s, s:o, s:{s:o, s:o, s:o}}", "at",
+                          ctl_header_json(r, "dlq.failed_at"), "what", "DeadLetter", "by",
+                          ctl_header_json(r, "dlq.service"), "details", "source_topic",
+                          ctl_header_json(r, "dlq.source.topic"), "reason",
+                          ctl_header_json(r, "dlq.reason"), "error",
+                          ctl_header_json(r, "dlq.error"));
     } else if (value != NULL) {
         const json_t *meta = json_object_get(value, "meta");
         const struct cf_topic *topic = cf_topics_find(r->topic);
