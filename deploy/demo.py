@@ -12,14 +12,12 @@ and the messages' subjects, never a name, email or phone.
 
 import argparse
 import datetime
-import json
 import secrets
 import sys
 import time
 import urllib.request
 import uuid
 from collections import Counter
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import journey
@@ -94,18 +92,6 @@ def scenarios(run_tag):
 def weekdays(start, end):
     return [{"weekday": d, "from": start, "to": end}
             for d in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")]
-
-
-def post(services, inquiry):
-    body = {k: v for k, v in inquiry.doc.items() if k not in ("inquiry_id", "idempotency_key")}
-    req = urllib.request.Request(services.url("intake", "/v1/inquiries"),
-                                 data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json",
-                                          "Idempotency-Key": inquiry.doc["idempotency_key"]})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        answer = json.load(r)
-    inquiry.doc["inquiry_id"] = answer["inquiry_id"]
-    return r.status
 
 
 def stage_line(cases, case_ids, elapsed):
@@ -233,7 +219,7 @@ def main():
             if q.kind == "duplicate":
                 opened(watcher, q.original)  # the same form again, once the first made a case
             if q.language == "ru":
-                print(f"   POST /v1/inquiries -> HTTP {post(services, q)}  ({label})")
+                print(f"   POST /v1/inquiries -> HTTP {services.post(q)}  ({label})")
             else:
                 ctl.with_file(q.doc, "submit")
                 print(f"   caseflowctl submit              ({label})")

@@ -12,6 +12,7 @@ here logs them; the demo prints a case's journey without names, emails or phones
 """
 
 import datetime
+import functools
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -243,6 +245,19 @@ class Services:
                 status[service] = p.wait()
         self.procs = {}
         return status
+
+    def post(self, inquiry):
+        """POSTs the inquiry to intake's HTTP API as a front end does (its Idempotency-Key
+        header, no inquiry id): the inquiry id intake answers with replaces the one it had.
+        Returns the HTTP status (urllib raises on an error status)."""
+        body = {k: v for k, v in inquiry.doc.items() if k not in ("inquiry_id", "idempotency_key")}
+        req = urllib.request.Request(
+            self.url("intake", "/v1/inquiries"), data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json",
+                     "Idempotency-Key": inquiry.doc["idempotency_key"]})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            inquiry.doc["inquiry_id"] = json.load(r)["inquiry_id"]
+            return r.status
 
     def drop_redis_state(self):
         """Deletes the run's Redis keys (they all have TTLs, but a run need not leave them)."""
@@ -514,9 +529,14 @@ def letters(n, width=5):
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _sample_text(name):
+    return (SAMPLES / name).read_text(encoding="utf-8")
+
+
 def sample(name):
-    with open(SAMPLES / name, encoding="utf-8") as f:
-        return json.load(f)
+    """A new copy of the sample inquiry deploy/samples/<name> (the file is read once)."""
+    return json.loads(_sample_text(name))
 
 
 class Inquiry:
@@ -563,8 +583,7 @@ def make_inquiry(kind, index, language, run_tag, time_zone, windows=None):
     """A new inquiry of kind for a person of its own (unique names, email and phone, so intake
     never folds two of them): complete and consented unless the kind says otherwise."""
     given, family, country, category, sample_name = PEOPLE[language]
-    base = sample("inquiry-en-cirrhosis.json")
-    doc = json.loads(json.dumps(base))
+    doc = sample("inquiry-en-cirrhosis.json")
     if sample_name and language != "en":
         own = sample(sample_name)
         doc["condition"]["description"] = own["condition"]["description"]
@@ -684,7 +703,6 @@ def daytime_zone(zones=("Europe/London", "Europe/Istanbul", "Asia/Kolkata", "Asi
                         "America/Chicago", "America/Los_Angeles", "Pacific/Honolulu")):
     """A zone where it is now between 09:00 and 19:00: SMS are not held back for quiet hours
     (21:00-08:00 local) while a run waits for them."""
-    from zoneinfo import ZoneInfo
     now = datetime.datetime.now(datetime.timezone.utc)
     for zone in zones:
         if 9 <= now.astimezone(ZoneInfo(zone)).hour < 19:

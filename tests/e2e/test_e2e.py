@@ -26,7 +26,6 @@ import os
 import secrets
 import sys
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -83,19 +82,6 @@ def generate(run_tag, zone):
     return inquiries
 
 
-def post(services, inquiry):
-    """POSTs the inquiry as a front end does; the inquiry id intake gives it replaces ours."""
-    body = dict(inquiry.doc)
-    del body["inquiry_id"], body["idempotency_key"]
-    req = urllib.request.Request(
-        services.url("intake", "/v1/inquiries"), data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json",
-                 "Idempotency-Key": inquiry.doc["idempotency_key"]})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 202, f"POST /v1/inquiries: HTTP {r.status}"
-        inquiry.doc["inquiry_id"] = json.load(r)["inquiry_id"]
-
-
 def submit(ctl, services, inquiries):
     # A duplicate goes the same way as its original, after it.
     http = [q for q in inquiries if (q.original or q).index % 10 == VIA_HTTP]
@@ -103,7 +89,8 @@ def submit(ctl, services, inquiries):
     ctl.with_file([q.doc for q in kafka if q.kind != "duplicate"], "submit")
     ctl.with_file([q.doc for q in kafka if q.kind == "duplicate"], "submit")
     for q in http:
-        post(services, q)
+        status = services.post(q)
+        assert status == 202, f"POST /v1/inquiries: HTTP {status}"
 
 
 def finished(cases, inquiries):
